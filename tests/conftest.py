@@ -1,0 +1,44 @@
+"""Shared fixtures: real assets, tiny synthetic data, quiet TensorFlow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def assets_root() -> Path:
+    return Path(os.environ.get("KERASCV_TL_ASSETS", PROJECT_ROOT.parent / "shared" / "assets")).resolve()
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    """The real assets folder; missing assets fail under CI and skip elsewhere."""
+    root = assets_root()
+    if not (root / "README.md").is_file():
+        message = f"real assets not found at {root} (set KERASCV_TL_ASSETS)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v2_weights(assets: Path) -> Path:
+    path = assets / "weights" / "mobilenet_v2_imagenet" / "mobilenet_v2_torchvision_ported_keras_notop.weights.h5"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing from the assets folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def flowers5(assets: Path) -> Path:
+    path = assets / "flowers5"
+    if not (path / "train").is_dir():
+        pytest.fail(f"{path}/train is missing from the assets folder")
+    return path
