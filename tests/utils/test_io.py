@@ -37,3 +37,12 @@ def test_atomic_directory_appears_complete_or_not_at_all(tmp_path):
     with pytest.raises(FileExistsError):
         with atomic_directory(target):
             pass
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    target = atomic_write_json(tmp_path / "card.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,70 @@
+"""Backbones: the registry, weight resolution and what a built backbone exposes to the task heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+
+from kerascv_tl.backbones.preprocessing import ImagePreprocessing, Preprocessing
+from kerascv_tl.backbones.registry import REGISTRY, BackboneSpec, get_backbone_spec, list_backbones
+from kerascv_tl.backbones.structure import backbone_blocks, pyramid_layer_names
+from kerascv_tl.backbones.weights import WeightsError, is_preset_handle, load_preset, resolve_weights
+
+__all__ = [
+    "Backbone", "BackboneSpec", "ImagePreprocessing", "Preprocessing", "REGISTRY", "WeightsError",
+    "backbone_blocks", "build_backbone", "get_backbone_spec", "list_backbones", "pyramid_layer_names",
+]
+
+
+@dataclass
+class Backbone:
+    """A built feature extractor and everything a task head and a model card need to know about it."""
+
+    model: keras.Model  # normalised pixels -> feature map [B, h, w, C] or tokens [B, T, C]
+    name: str
+    image_size: int
+    preprocessing: Preprocessing
+    pooling: str  # "avg" or "token"
+    weights_source: dict
+    pyramid_strides: tuple[int, ...] = field(default=(8, 16, 32))
+
+    @property
+    def pyramid_layers(self) -> dict[int, str]:
+        return pyramid_layer_names(self.model, self.pyramid_strides)
+
+
+def build_backbone(
+    name: str,
+    weights: str | None = "imagenet",
+    image_size: int | None = None,
+    preprocessing: "Preprocessing | dict | None" = None,
+    fallback_to_random: bool = False,
+) -> Backbone:
+    """Builds a backbone by registry name (or KerasHub preset handle / local preset folder).
+
+    Preprocessing precedence: explicit `preprocessing`, then a sidecar JSON beside a weights file or a
+    KerasHub preset's image converter, then the registry's default for the architecture.
+    """
+    if name not in REGISTRY and (is_preset_handle(name) or _is_dir(name)):
+        resolved = load_preset(name, image_size)
+        model = resolved.model
+        size = image_size or model.input_shape[1]
+        pooling = "token" if len(model.output_shape) == 3 else "avg"
+        default_pre = Preprocessing.keras_mode("tf") if pooling == "token" else Preprocessing.keras_mode("torch")
+        strides = () if pooling == "token" else (8, 16, 32)
+    else:
+        spec = get_backbone_spec(name)
+        size = image_size or spec.default_image_size
+        resolved = resolve_weights(spec, weights, size, fallback_to_random)
+        default_pre, pooling, strides = spec.preprocessing, spec.pooling, spec.pyramid_strides
+    if isinstance(preprocessing, dict):
+        preprocessing = Preprocessing.from_dict(preprocessing, source="config backbone.preprocessing")
+    chosen = preprocessing or resolved.preprocessing or default_pre
+    return Backbone(resolved.model, name, size, chosen, pooling, resolved.source, strides)
+
+
+def _is_dir(path: str) -> bool:
+    import os
+
+    return os.path.isdir(os.path.expanduser(path))

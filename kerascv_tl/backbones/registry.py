@@ -1,0 +1,107 @@
+"""Backbone registry: name -> builder, default input size, preprocessing, pooling and pyramid strides.
+
+keras.applications nets come with real ImageNet weights through Keras' download-and-cache path; ViT comes
+from KerasHub (KerasCV, where Keras' vision models used to live, is retired upstream in favour of KerasHub).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+
+from kerascv_tl.backbones.preprocessing import Preprocessing
+
+# builder(input_shape, weights) -> feature model; weights is None or "imagenet".
+Builder = Callable[[tuple[int, int, int], "str | None"], keras.Model]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    source: str  # "keras.applications" or "keras_hub"
+    builder: Builder
+    default_image_size: int
+    preprocessing: Preprocessing
+    pooling: str = "avg"  # "avg": global average pool of a feature map; "token": the class token
+    pyramid_strides: tuple[int, ...] = (8, 16, 32)  # () when the net has a single scale (ViT)
+    imagenet_preset: str | None = None  # KerasHub preset used for weights="imagenet"
+    description: str = ""
+    kwargs: dict = field(default_factory=dict)
+
+    def build(self, image_size: int, weights: str | None = None) -> keras.Model:
+        return self.builder((image_size, image_size, 3), weights)
+
+
+def _applications(fn: Callable, **extra) -> Builder:
+    def build(input_shape, weights):
+        return fn(include_top=False, weights=weights, input_shape=input_shape, **extra)
+
+    return build
+
+
+def _vit(patch_size: int, num_layers: int, num_heads: int, hidden_dim: int, mlp_dim: int) -> Builder:
+    def build(input_shape, weights):
+        import keras_hub
+
+        if weights is not None:
+            raise ValueError("ViT weights come from a KerasHub preset; the registry resolves them")
+        return keras_hub.models.ViTBackbone(
+            image_shape=input_shape,
+            patch_size=patch_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim,
+            dropout_rate=0.0,
+            attention_dropout=0.0,
+        )
+
+    return build
+
+
+A = keras.applications
+_CAFFE = Preprocessing.keras_mode("caffe")
+_TF = Preprocessing.keras_mode("tf")
+_INSIDE = Preprocessing.keras_mode("none")
+
+_SPECS = [
+    BackboneSpec("resnet50", "keras.applications", _applications(A.ResNet50), 224, _CAFFE),
+    BackboneSpec("resnet101", "keras.applications", _applications(A.ResNet101), 224, _CAFFE),
+    BackboneSpec("resnet152", "keras.applications", _applications(A.ResNet152), 224, _CAFFE),
+    BackboneSpec("resnet50_v2", "keras.applications", _applications(A.ResNet50V2), 224, _TF),
+    BackboneSpec("mobilenet_v2", "keras.applications", _applications(A.MobileNetV2), 224, _TF),
+    BackboneSpec("mobilenet_v3_small", "keras.applications", _applications(A.MobileNetV3Small), 224, _INSIDE),
+    BackboneSpec("mobilenet_v3_large", "keras.applications", _applications(A.MobileNetV3Large), 224, _INSIDE),
+    BackboneSpec("efficientnet_b0", "keras.applications", _applications(A.EfficientNetB0), 224, _INSIDE),
+    BackboneSpec("efficientnetv2_b0", "keras.applications", _applications(A.EfficientNetV2B0), 224, _INSIDE),
+    BackboneSpec("convnext_tiny", "keras.applications", _applications(A.ConvNeXtTiny), 224, _INSIDE),
+    BackboneSpec(
+        "vit_tiny16", "keras_hub", _vit(16, 12, 3, 192, 768), 224,
+        Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),
+        pooling="token", pyramid_strides=(),
+        description="ViT-Ti/16; no KerasHub ImageNet preset: pass a preset handle or folder as weights",
+    ),
+    BackboneSpec(
+        "vit_base16", "keras_hub", _vit(16, 12, 12, 768, 3072), 224,
+        Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),
+        pooling="token", pyramid_strides=(), imagenet_preset="vit_base_patch16_224_imagenet",
+        description="ViT-B/16; weights=imagenet loads KerasHub's vit_base_patch16_224_imagenet",
+    ),
+]
+REGISTRY: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def list_backbones() -> list[str]:
+    return list(REGISTRY)
+
+
+def get_backbone_spec(name: str) -> BackboneSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backbone {name!r}; registered: {', '.join(REGISTRY)} "
+            "(or give a KerasHub preset handle such as kaggle://... / hf://..., or a local preset folder)"
+        ) from None

@@ -1,0 +1,269 @@
+"""Typed recipe configs: dataclasses loaded from YAML and overridden with `--set section.key=value`.
+
+A recipe's whole behaviour is in one `RecipeConfig`. `load_config` reads YAML with `yaml.safe_load`,
+applies overrides, expands `${VAR}` / `${VAR:-default}` in strings, and checks every key and type:
+an unknown key or a wrong type is a `ConfigError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+RECIPES = ("feature_extraction", "fine_tune")
+TASKS = ("classification",)
+STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key and the allowed values."""
+
+
+def _choices(*values: str) -> dict:
+    return {"choices": values}
+
+
+@dataclass
+class PreprocessingConfig:
+    """Explicit pixel normalisation: x' = (x * scale - mean) / std on RGB pixels in [0, 255]."""
+
+    scale: float = 1.0
+    mean: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    channel_order: str = field(default="RGB", metadata=_choices("RGB", "BGR"))
+
+
+@dataclass
+class AugmentConfig:
+    random_resized_crop: bool = True
+    min_crop_area: float = 0.25  # smallest fraction of the image a random crop keeps
+    flip: bool = True
+    rand_augment: bool = False
+    mixup_alpha: float = 0.0  # 0 disables MixUp
+    cutmix_alpha: float = 0.0  # 0 disables CutMix
+
+
+@dataclass
+class DataConfig:
+    train: str = ""  # class-per-folder tree, CSV file (path,label) or tfds:NAME
+    val: str | None = None  # same kinds; None -> seeded stratified split of `train`
+    format: str = field(default="auto", metadata=_choices("auto", "folder", "csv", "tfds"))
+    image_size: int = 224
+    crop_fraction: float = 0.875  # eval: resize shorter side to image_size / crop_fraction, centre-crop
+    val_fraction: float = 0.2
+    cache: bool = False  # keep decoded (shrunk) images in memory after the first epoch
+    shuffle_buffer: int = 2048
+    tfds_data_dir: str | None = None
+    tfds_train_split: str = "train"
+    tfds_val_split: str = "validation"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "mobilenet_v2"  # registry name, KerasHub preset handle or local preset folder
+    weights: str = "imagenet"  # imagenet | none | PATH (.weights.h5 / .keras) | KerasHub preset
+    preprocessing: PreprocessingConfig | None = None  # overrides the backbone's / sidecar's
+    fallback_to_random: bool = False  # missing local weights -> warn and use random init
+
+
+@dataclass
+class HeadConfig:
+    dropout: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10  # feature_extraction: head epochs; fine_tune: epochs after unfreezing
+    batch_size: int = 32
+    learning_rate: float = 1e-3  # head learning rate
+    optimizer: str = field(default="adam", metadata=_choices("adam", "adamw", "sgd"))
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    early_stopping_patience: int = 5  # 0 disables early stopping
+    monitor: str = "val_accuracy"
+    cache_features: bool = False  # feature_extraction: run the frozen backbone once, train on embeddings
+    head_epochs: int = 3  # fine_tune phase 1
+    unfreeze: Union[int, str] = "all"  # fine_tune phase 2: "all", top N blocks, or a layer name
+    fine_tune_learning_rate: float = 1e-4
+    warmup_epochs: int = 1
+    backup_every_steps: int = 0  # 0: BackupAndRestore saves at each epoch end only
+
+
+@dataclass
+class ExportConfig:
+    name: str | None = None  # defaults to the run folder's name
+    dir: str = "saved_models"
+    top_k: int = 5
+
+
+@dataclass
+class RecipeConfig:
+    recipe: str = field(default="fine_tune", metadata=_choices(*RECIPES))
+    task: str = field(default="classification", metadata=_choices(*TASKS))
+    seed: int = 42
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism()
+    strategy: str = field(default="auto", metadata=_choices(*STRATEGIES))
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: typing.Sequence[str] = ()) -> RecipeConfig:
+    """Reads a YAML recipe (or starts from defaults when `path` is None) and applies `key=value` overrides."""
+    raw: dict = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    return config_from_dict(raw, source=source)
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Applies one `section.key=value` override to a raw config dict; the value is parsed as YAML."""
+    key, sep, value = override.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {override!r} must look like section.key=value")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    node = raw
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = parsed
+
+
+def config_from_dict(raw: dict, source: str = "config") -> RecipeConfig:
+    config = _build(RecipeConfig, raw, prefix="", source=source)
+    _validate(config, source)
+    return config
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {prefix}{unknown[0]!r}; allowed keys in "
+            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}"
+        )
+    values = {}
+    for name, value in raw.items():
+        values[name] = _coerce(hints[name], value, f"{prefix}{name}", source, fields[name].metadata)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str, metadata: typing.Mapping) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, key, source, metadata)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[-1]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.", source=source)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list of {item.__name__}, got {value!r}")
+        return [_coerce(item, v, f"{key}[{i}]", source, {}) for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+        value = expand_env(value)
+        choices = metadata.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{source}: {key} must be one of {', '.join(choices)}; got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str) -> str:
+    """Expands `${VAR}` and `${VAR:-default}` (an unset or empty VAR takes the default)."""
+    return _ENV.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), text)
+
+
+def _validate(config: RecipeConfig, source: str) -> None:
+    checks = [
+        (config.data.image_size >= 32, "data.image_size must be at least 32"),
+        (0.0 < config.data.crop_fraction <= 1.0, "data.crop_fraction must be in (0, 1]"),
+        (0.0 < config.data.val_fraction < 1.0, "data.val_fraction must be in (0, 1)"),
+        (0.0 < config.data.augment.min_crop_area <= 1.0, "data.augment.min_crop_area must be in (0, 1]"),
+        (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
+        (config.train.epochs >= 0, "train.epochs must be at least 0"),
+        (config.train.head_epochs >= 0, "train.head_epochs must be at least 0"),
+        (config.train.learning_rate > 0, "train.learning_rate must be positive"),
+        (config.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate must be positive"),
+        (0.0 <= config.head.dropout < 1.0, "head.dropout must be in [0, 1)"),
+        (config.export.top_k >= 1, "export.top_k must be at least 1"),
+    ]
+    pre = config.backbone.preprocessing
+    if pre is not None:
+        checks.append((len(pre.mean) == 3 and len(pre.std) == 3, "backbone.preprocessing mean/std need 3 values"))
+        checks.append((all(s > 0 for s in pre.std), "backbone.preprocessing.std values must be positive"))
+    unfreeze = config.train.unfreeze
+    if isinstance(unfreeze, int):
+        checks.append((unfreeze >= 0, "train.unfreeze must be 'all', a number of blocks >= 0, or a layer name"))
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{source}: {message}")

@@ -1,0 +1,1 @@
+"""Datasets: the embedded synthetic shapes dataset and loaders."""

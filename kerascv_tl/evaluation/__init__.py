@@ -1,0 +1,1 @@
+"""Evaluation reports: classification metrics and PNG plots (confusion matrix, training curves, image grids)."""
