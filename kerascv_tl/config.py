@@ -91,6 +91,7 @@ class TrainConfig:
     early_stopping_patience: int = 5  # 0 disables early stopping
     monitor: str = "val_accuracy"
     cache_features: bool = False  # feature_extraction: run the frozen backbone once, train on embeddings
+    feature_cache_dir: str | None = None  # default: <output_dir>/.feature_cache
     head_epochs: int = 3  # fine_tune phase 1
     unfreeze: Union[int, str] = "all"  # fine_tune phase 2: "all", top N blocks, or a layer name
     fine_tune_learning_rate: float = 1e-4

@@ -1,0 +1,69 @@
+"""Geometric transforms shared by training, evaluation and the exported serving graph.
+
+`eval_transform` is THE resize used at validation time and inside the SavedModel, so a served image is
+resized exactly as it was when the reported accuracy was measured.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+
+def resize_shorter_side(image: tf.Tensor, target: int, upscale: bool = True) -> tf.Tensor:
+    """Resizes [H, W, C] so its shorter side is `target`, keeping the aspect ratio (antialiased)."""
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    shorter = tf.minimum(height, width)
+    scale = tf.cast(target, tf.float32) / shorter
+    if not upscale:
+        scale = tf.minimum(scale, 1.0)
+    new_size = tf.cast(tf.round(tf.stack([height, width]) * scale), tf.int32)
+    new_size = tf.maximum(new_size, target if upscale else 1)
+    return tf.image.resize(image, new_size, method="bilinear", antialias=True)
+
+
+def eval_resize_size(image_size: int, crop_fraction: float) -> int:
+    return int(math.ceil(image_size / crop_fraction))
+
+
+def eval_transform(image: tf.Tensor, image_size: int, crop_fraction: float) -> tf.Tensor:
+    """uint8/float [H, W, 3] -> float32 [S, S, 3] in [0, 255]: shorter side to S / crop_fraction, centre crop."""
+    resized = resize_shorter_side(image, eval_resize_size(image_size, crop_fraction))
+    shape = tf.shape(resized)
+    top = (shape[0] - image_size) // 2
+    left = (shape[1] - image_size) // 2
+    cropped = resized[top : top + image_size, left : left + image_size, :]
+    return tf.ensure_shape(tf.cast(cropped, tf.float32), [image_size, image_size, 3])
+
+
+def shrink_for_training(image: tf.Tensor, image_size: int, crop_fraction: float) -> tf.Tensor:
+    """Downscales large images once (before caching) so random crops work on eval-scale pixels."""
+    return tf.cast(resize_shorter_side(image, eval_resize_size(image_size, crop_fraction), upscale=False), tf.uint8)
+
+
+def random_resized_crop(image: tf.Tensor, image_size: int, min_area: float, seed: tf.Tensor) -> tf.Tensor:
+    """Inception-style crop: random area in [min_area, 1] and aspect in [3/4, 4/3], resized to S x S.
+
+    `seed` is a shape-[2] int tensor; the crop is a pure function of (image, seed).
+    """
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=(3.0 / 4.0, 4.0 / 3.0),
+        area_range=(min_area, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    crop = tf.slice(image, begin, size)
+    resized = tf.image.resize(crop, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.ensure_shape(resized, [image_size, image_size, 3])
+
+
+def resize_whole(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Training without random crops: the whole image squeezed to S x S."""
+    resized = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.ensure_shape(resized, [image_size, image_size, 3])

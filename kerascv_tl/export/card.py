@@ -1,0 +1,45 @@
+"""Model cards: what a model is, what it expects, where its weights came from and how well it does."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+import kerascv_tl
+
+HEADLINE_METRICS = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples")
+
+
+def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics: dict | None = None,
+               run_dir: str | None = None) -> dict:
+    try:
+        import keras_hub
+
+        hub_version = keras_hub.__version__
+    except ImportError:  # pragma: no cover - keras-hub is a dependency
+        hub_version = None
+    size, crop = config.data.image_size, config.data.crop_fraction
+    return {
+        "name": config.export.name,
+        "task": config.task,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "software": {"kerascv_tl": kerascv_tl.__version__, "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "keras_hub": hub_version},
+        "labels": list(class_names),
+        "input": {
+            "pixels": "RGB, any size; decoded in the graph (JPEG EXIF orientation honoured)",
+            "resize": f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased",
+            "image_size": size,
+            "crop_fraction": crop,
+        },
+        "preprocessing": backbone_info.get("preprocessing"),
+        "backbone": {k: backbone_info.get(k) for k in ("name", "pooling", "weights_source")},
+        "recipe": config.recipe,
+        "metrics": {k: metrics[k] for k in HEADLINE_METRICS if metrics and k in metrics},
+        "data": {"train": config.data.train, "val": config.data.val or f"stratified split {config.data.val_fraction}"},
+        "run_dir": run_dir,
+        "config": config.to_dict(),
+    }

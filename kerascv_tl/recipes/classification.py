@@ -1,0 +1,104 @@
+"""What both classification recipes share: sources, model under the strategy, evaluation, card."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import keras
+
+from kerascv_tl.backbones import Backbone, build_backbone
+from kerascv_tl.data.classification import ImageSource, load_classification_sources
+from kerascv_tl.data.pipeline import eval_dataset, training_dataset
+from kerascv_tl.distribute import resolve_strategy
+from kerascv_tl.evaluation.report import predict_all, write_classification_report
+from kerascv_tl.export.card import model_card
+from kerascv_tl.recipes.runner import RunFolder
+from kerascv_tl.tasks.classifier import classifier
+from kerascv_tl.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassificationSetup:
+    config: object
+    run: RunFolder
+    train: ImageSource
+    val: ImageSource
+    backbone: Backbone
+    model: keras.Model
+    strategy: object
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+    def train_dataset(self):
+        return training_dataset(self.train, self.config.data, self.config.train.batch_size, self.config.seed)
+
+    def val_dataset(self):
+        return eval_dataset(self.val, self.config.data, self.config.train.batch_size, cache=True)
+
+
+def backbone_info(backbone: Backbone) -> dict:
+    return {
+        "name": backbone.name,
+        "image_size": backbone.image_size,
+        "pooling": backbone.pooling,
+        "preprocessing": backbone.preprocessing.to_dict(),
+        "weights_source": backbone.weights_source,
+    }
+
+
+def setup(config, run: RunFolder) -> ClassificationSetup:
+    train, val = load_classification_sources(config.data, config.seed)
+    log.info("data: %d training and %d validation images, %d classes %s", len(train), len(val),
+             train.num_classes, train.class_names)
+    run.save_class_names(train.class_names)
+    strategy = resolve_strategy(config.strategy)
+    with strategy.scope():
+        bb = config.backbone
+        preprocessing = None
+        if bb.preprocessing is not None:
+            preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
+                             "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
+        backbone = build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
+        model = classifier(backbone, train.num_classes, dropout=config.head.dropout)
+    atomic_write_json(run / "backbone.json", backbone_info(backbone))
+    return ClassificationSetup(config, run, train, val, backbone, model, strategy)
+
+
+def evaluate_model(model: keras.Model, source: ImageSource, data_config, out_dir, class_names, batch_size=32,
+                   histories=(), extra=None) -> dict:
+    batches = (
+        (images.numpy(), labels.numpy())
+        for images, labels in eval_dataset(source, data_config, batch_size)
+    )
+    y_true, probs, mistakes = predict_all(lambda x: model.predict_on_batch(x), batches)
+    return write_classification_report(out_dir, y_true, probs, class_names, mistakes, histories, extra)
+
+
+def finish(s: ClassificationSetup, started: float) -> dict:
+    """Saves the final model, evaluates it on the validation data and writes the model card."""
+    s.run.save_model(s.model)
+    phase_seconds = sum(_phase_seconds(p) for p in s.run.root.glob("phase_*.done.json"))
+    extra = {
+        "recipe": s.config.recipe,
+        "backbone": s.backbone.name,
+        "num_train_examples": len(s.train),
+        "train_wall_time_s": round(phase_seconds, 1),
+        "this_invocation_wall_time_s": round(time.time() - started, 1),
+    }
+    metrics = evaluate_model(s.model, s.val, s.config.data, s.run.root, s.class_names, s.config.train.batch_size,
+                             s.run.history_files(), extra)
+    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
+    atomic_write_json(s.run / "model_card.json", card)
+    return metrics
+
+
+def _phase_seconds(path) -> float:
+    import json
+
+    return float(json.loads(path.read_text()).get("seconds", 0.0))

@@ -1,0 +1,48 @@
+"""Feature extraction: frozen backbone, new head.
+
+With `train.cache_features: true` the backbone runs once over the (un-augmented) training and
+validation images, the embeddings are cached on disk, and the head trains on them; the head's layers
+are shared with the full classifier, so the exported model is still image -> label.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerascv_tl.recipes.classification import ClassificationSetup, backbone_info
+from kerascv_tl.recipes.feature_cache import cache_key, cached_embeddings
+from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best
+from kerascv_tl.tasks import feature_extractor, freeze_backbone, head_model
+
+
+def run(s: ClassificationSetup, verbose: int = 2) -> None:
+    config, train_config = s.config, s.config.train
+    with s.strategy.scope():
+        freeze_backbone(s.model)
+        trained = head_model(s.model) if train_config.cache_features else s.model
+        compile_classifier(trained, train_config, train_config.learning_rate, s.train.num_classes)
+    if train_config.cache_features:
+        train_data, val_data = _cached_datasets(s)
+    else:
+        train_data, val_data = s.train_dataset(), s.val_dataset()
+    fit_phase(s.run, "head", trained, train_data, val_data, train_config.epochs, train_config, verbose)
+    restore_best(s.run, trained)
+
+
+def _cached_datasets(s: ClassificationSetup):
+    config = s.config
+    cache_dir = config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
+    extractor = feature_extractor(s.model)
+    info = backbone_info(s.backbone)
+    datasets = []
+    for source, training in ((s.train, True), (s.val, False)):
+        key = cache_key(info, source, config.data, config.seed)
+        embeddings, labels = cached_embeddings(extractor, source, config.data, cache_dir, key, config.train.batch_size)
+        one_hot = keras.utils.to_categorical(labels, source.num_classes).astype(np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((embeddings, one_hot))
+        if training:
+            ds = ds.shuffle(len(embeddings), seed=config.seed, reshuffle_each_iteration=True)
+        datasets.append(ds.batch(config.train.batch_size).prefetch(tf.data.AUTOTUNE))
+    return datasets

@@ -1,0 +1,189 @@
+"""The run folder and the `model.fit` plumbing every recipe shares.
+
+A run folder is the unit of work. Re-running the same command resumes it: finished phases are
+skipped (their weights reloaded), an interrupted phase continues from Keras' BackupAndRestore state.
+
+    RUN/config.yaml            resolved config          RUN/history_<phase>.csv   CSVLogger per phase
+    RUN/class_names.json       label order              RUN/logs/<phase>/         TensorBoard
+    RUN/checkpoints/best.weights.h5   best by monitor   RUN/backup/<phase>/       BackupAndRestore
+    RUN/phase_<phase>.done.json + .weights.h5           RUN/model.keras           final (best) model
+    RUN/metrics.json, confusion_matrix.*, *.png, model_card.json                  evaluation
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerascv_tl.utils.io import atomic_path, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+class RunExistsError(RuntimeError):
+    """The run folder holds a finished run, or an unfinished one with a different config."""
+
+
+class RunFolder:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.root / name
+
+    @property
+    def best_weights(self) -> Path:
+        return self.root / "checkpoints" / "best.weights.h5"
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / "model.keras"
+
+    def history(self, phase: str) -> Path:
+        return self.root / f"history_{phase}.csv"
+
+    def is_finished(self) -> bool:
+        return all((self.root / name).is_file() for name in ("model.keras", "metrics.json", "model_card.json"))
+
+    def prepare(self, config, overwrite: bool = False) -> None:
+        """Creates the folder, refusing to clobber a finished run or resume one with another config."""
+        text = config.to_yaml()
+        if self.root.exists() and overwrite:
+            shutil.rmtree(self.root)
+        elif self.is_finished():
+            raise RunExistsError(f"{self.root} already holds a finished run; pass --overwrite to start again")
+        elif (self.root / "config.yaml").is_file() and (self.root / "config.yaml").read_text() != text:
+            raise RunExistsError(
+                f"{self.root} holds an unfinished run with a different config; pass --overwrite to discard "
+                f"it, or --output to use another folder"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.root / "config.yaml", text)
+
+    def save_class_names(self, class_names: list[str]) -> None:
+        atomic_write_json(self.root / "class_names.json", list(class_names))
+
+    def load_class_names(self) -> list[str]:
+        return json.loads((self.root / "class_names.json").read_text())
+
+    def save_model(self, model: keras.Model) -> Path:
+        with atomic_path(self.model_path, suffix=".keras") as tmp:
+            model.save(tmp)
+        return self.model_path
+
+    def history_files(self) -> list[tuple[str, Path]]:
+        order = ("head", "fine_tune")
+        found = [(p.stem.removeprefix("history_"), p) for p in self.root.glob("history_*.csv")]
+        return sorted(found, key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
+    random.seed(seed)
+    np.random.seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def monitor_mode(monitor: str) -> str:
+    return "min" if "loss" in monitor or "error" in monitor else "max"
+
+
+def best_so_far(run: RunFolder, monitor: str) -> float | None:
+    """Best monitored value across every logged epoch of the run (CSVLogger files survive restarts)."""
+    values = []
+    for _, path in run.history_files():
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get(monitor) not in (None, ""):
+                    values.append(float(row[monitor]))
+    if not values:
+        return None
+    return min(values) if monitor_mode(monitor) == "min" else max(values)
+
+
+def fit_phase(
+    run: RunFolder,
+    phase: str,
+    model: keras.Model,
+    train_data,
+    val_data,
+    epochs: int,
+    train_config,
+    verbose: int = 2,
+) -> bool:
+    """Fits one phase with checkpointing, resume, early stopping and logs. Returns False if it was already done."""
+    done = run / f"phase_{phase}.done.json"
+    phase_weights = run / f"phase_{phase}.weights.h5"
+    if done.is_file() and phase_weights.is_file():
+        model.load_weights(phase_weights)
+        log.info("phase %s already finished in %s; reloaded its weights", phase, run.root)
+        return False
+    monitor, mode = train_config.monitor, monitor_mode(train_config.monitor)
+    threshold = best_so_far(run, monitor)
+    run.best_weights.parent.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(run / "backup" / phase), save_freq=train_config.backup_every_steps or "epoch"
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run.best_weights), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
+            initial_value_threshold=threshold,
+        ),
+        keras.callbacks.CSVLogger(str(run.history(phase)), append=True),
+        keras.callbacks.TensorBoard(str(run / "logs" / phase), write_graph=False, profile_batch=0),
+    ]
+    if train_config.early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=train_config.early_stopping_patience, mode=mode))
+    started = time.time()
+    if epochs > 0:
+        model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    with atomic_path(phase_weights, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+    # Seconds of the invocation that finished the phase (an interrupted phase's earlier part is not counted).
+    atomic_write_json(done, {"phase": phase, "epochs": epochs, "seconds": round(time.time() - started, 1)})
+    return True
+
+
+def restore_best(run: RunFolder, model: keras.Model) -> bool:
+    """Loads the best checkpoint if one was written (a run with no validation improvement keeps its weights)."""
+    if run.best_weights.is_file():
+        model.load_weights(run.best_weights)
+        return True
+    return False
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    return max(1, math.ceil(num_examples / batch_size))
+
+
+def make_optimizer(train_config, learning_rate):
+    name = train_config.optimizer
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=train_config.weight_decay or 1e-4)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def compile_classifier(model: keras.Model, train_config, learning_rate, num_classes: int) -> None:
+    metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    if num_classes >= 5:
+        metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+    model.compile(
+        optimizer=make_optimizer(train_config, learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=train_config.label_smoothing),
+        metrics=metrics,
+    )
