@@ -182,7 +182,7 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!r}; allowed keys in "
+            f"{source}: unknown key '{prefix}{unknown[0]}'; allowed keys in "
             f"{prefix.rstrip('.') or 'the top level'}: {', '.join(fields)}"
         )
     values = {}
@@ -222,6 +222,8 @@ def _coerce(hint: Any, value: Any, key: str, source: str, metadata: typing.Mappi
             raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
         return float(value)
@@ -236,6 +238,7 @@ def _coerce(hint: Any, value: Any, key: str, source: str, metadata: typing.Mappi
     raise TypeError(f"unsupported config type {hint} for {key}")
 
 
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

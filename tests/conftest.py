@@ -9,11 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def assets_root() -> Path:
-    return Path(os.environ.get("KERASCV_TL_ASSETS", PROJECT_ROOT.parent / "shared" / "assets")).resolve()
+from support import assets_root
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +38,12 @@ def flowers5(assets: Path) -> Path:
     if not (path / "train").is_dir():
         pytest.fail(f"{path}/train is missing from the assets folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def shapes_classification(tmp_path_factory) -> Path:
+    """Tiny synthetic 3-class dataset: root/train/<class>/*.png and root/val/<class>/*.png, 32 px."""
+    from kerascv_tl.data.synthetic import write_classification_dataset
+
+    return write_classification_dataset(tmp_path_factory.mktemp("shapes"), train_per_class=8, val_per_class=4,
+                                        image_size=32, seed=0)

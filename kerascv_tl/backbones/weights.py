@@ -40,9 +40,20 @@ class ResolvedWeights:
 
 
 def keras_cache_dir() -> Path:
-    """Where `keras.utils.get_file` keeps downloaded application weights."""
-    base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    if not os.access(base, os.W_OK) and not os.environ.get("KERAS_HOME"):
+    """Where `keras.utils.get_file` keeps downloaded application weights.
+
+    Mirrors `get_file`: Keras reads $KERAS_HOME once, at import, into its own config, and falls back to
+    /tmp/.keras when that folder is not writable; reading the environment here again could name a folder
+    Keras does not use.
+    """
+    try:
+        from keras.src.backend.config import keras_home
+    except ImportError:  # pragma: no cover - private module moved
+        base = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    else:
+        base = keras_home()
+    base = os.path.expanduser(base)
+    if not os.access(base, os.W_OK):
         base = os.path.join("/tmp", ".keras")
     return Path(base) / "models"
 
@@ -53,6 +64,8 @@ def is_preset_handle(value: str) -> bool:
 
 def resolve_weights(spec: BackboneSpec, weights: str | None, image_size: int, fallback_to_random: bool = False) -> ResolvedWeights:
     input_shape = (image_size, image_size, 3)
+    if isinstance(weights, os.PathLike):
+        weights = os.fspath(weights)  # a pathlib.Path reaches the file checks and the error messages too
     if weights in NO_WEIGHTS:
         return ResolvedWeights(spec.builder(input_shape, None), {"kind": "none"})
     if weights == "imagenet":

@@ -215,11 +215,14 @@ def tfds_source(name: str, split: str, data_dir: str | None = None) -> ImageSour
                 f"the folder, then set data.tfds_data_dir."
             )
         builder.download_and_prepare()
-    image_key, label_key = builder.info.supervised_keys or ("image", "label")
+    _, label_key = builder.info.supervised_keys or ("image", "label")
     label_feature = builder.info.features[label_key]
     names = list(getattr(label_feature, "names", None) or [str(i) for i in range(label_feature.num_classes)])
-    if split not in builder.info.splits:
-        raise DataError(f"tfds:{name} has no split {split!r}; splits: {', '.join(builder.info.splits)}")
-    count = builder.info.splits[split].num_examples
+    count = 0  # unknown until read when TFDS has no split metadata
+    if builder.info.splits:
+        try:  # accepts TFDS split expressions such as "train+validation" or "train[:80%]"
+            count = builder.info.splits[split].num_examples
+        except (KeyError, ValueError) as e:
+            raise DataError(f"tfds:{name} has no split {split!r} ({e}); splits: {', '.join(builder.info.splits)}") from None
     labels = np.zeros([count], np.int32)  # per-example labels are read lazily from the dataset
     return ImageSource(names, labels, None, name, split, data_dir, description=f"tfds:{name}[{split}]")

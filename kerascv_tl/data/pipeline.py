@@ -28,11 +28,11 @@ def training_dataset(source: ImageSource, data_config, batch_size: int, seed: in
         # Cache before shuffling, or every epoch would replay the first epoch's order.
         ds = source.decoded(shuffle=False)
         ds = ds.map(lambda im, y: (shrink_for_training(im, size, crop_fraction), y), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.cache().shuffle(min(len(source), data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.cache().shuffle(min(len(source) or data_config.shuffle_buffer, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     else:
         ds = source.decoded(shuffle=True, seed=seed)
         if source.paths is None:
-            ds = ds.shuffle(min(len(source), data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(min(len(source) or data_config.shuffle_buffer, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda im, y: (shrink_for_training(im, size, crop_fraction), y), num_parallel_calls=tf.data.AUTOTUNE)
     crop_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 

@@ -24,22 +24,25 @@ THUMBNAIL_SIZE = 128
 
 
 def predict_all(predict_batch: Callable[[np.ndarray], np.ndarray], batches: Iterable, max_mistakes: int = MAX_MISTAKES_SHOWN):
-    """(y_true, probabilities, mistakes) over (images float [B, S, S, 3] in [0, 255], int labels [B]) batches.
+    """(y_true, probabilities, mistakes) over batches of (inputs, labels) or (inputs, labels, display_images).
 
-    `mistakes` holds up to `max_mistakes` (confidence, index, thumbnail, true, predicted, probabilities)
-    tuples, most confident first.
+    `inputs` go to `predict_batch`; mistakes are shown from `display_images` (float [B, S, S, 3] in
+    [0, 255]), which default to the inputs themselves. `mistakes` holds up to `max_mistakes`
+    (confidence, index, thumbnail, true, predicted, probabilities) tuples, most confident first.
     """
     labels, probabilities, heap = [], [], []
     offset = 0
-    for images, y in batches:
-        probs = np.asarray(predict_batch(images), np.float32)
+    for batch in batches:
+        inputs, y = batch[0], batch[1]
+        images = batch[2] if len(batch) > 2 else inputs
+        probs = np.asarray(predict_batch(inputs), np.float32)
         y = np.asarray(y).astype(np.int64)
         if y.ndim == 2:  # one-hot
             y = y.argmax(axis=1)
         predicted = probs.argmax(axis=1)
         for i in np.flatnonzero(predicted != y):
             confidence = float(probs[i, predicted[i]])
-            if len(heap) < max_mistakes or confidence > heap[0][0]:
+            if len(heap) < max_mistakes or (heap and confidence > heap[0][0]):
                 thumb = tf.image.resize(images[i], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), antialias=True)
                 item = (confidence, offset + int(i), np.clip(thumb.numpy(), 0, 255).astype(np.uint8),
                         int(y[i]), int(predicted[i]), probs[i])

@@ -2,7 +2,8 @@
 
 With `train.cache_features: true` the backbone runs once over the (un-augmented) training and
 validation images, the embeddings are cached on disk, and the head trains on them; the head's layers
-are shared with the full classifier, so the exported model is still image -> label.
+are shared with the full classifier, so the exported model is still image -> label. The fine-tune
+recipe uses the same head phase before it unfreezes the backbone.
 """
 
 from __future__ import annotations
@@ -13,12 +14,20 @@ import tensorflow as tf
 
 from kerascv_tl.recipes.classification import ClassificationSetup, backbone_info
 from kerascv_tl.recipes.feature_cache import cache_key, cached_embeddings
-from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best
+from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best, save_weights
 from kerascv_tl.tasks import feature_extractor, freeze_backbone, head_model
 
 
 def run(s: ClassificationSetup, verbose: int = 2) -> None:
-    config, train_config = s.config, s.config.train
+    train_head(s, s.config.train.epochs, verbose)
+
+
+def train_head(s: ClassificationSetup, epochs: int, verbose: int = 2, image_data=None) -> None:
+    """Phase "head": backbone frozen, head trained on cached embeddings or on (augmented) images.
+
+    Ends with the classifier holding the best head, and the best checkpoint as full-model weights.
+    """
+    train_config = s.config.train
     with s.strategy.scope():
         freeze_backbone(s.model)
         trained = head_model(s.model) if train_config.cache_features else s.model
@@ -26,9 +35,11 @@ def run(s: ClassificationSetup, verbose: int = 2) -> None:
     if train_config.cache_features:
         train_data, val_data = _cached_datasets(s)
     else:
-        train_data, val_data = s.train_dataset(), s.val_dataset()
-    fit_phase(s.run, "head", trained, train_data, val_data, train_config.epochs, train_config, verbose)
-    restore_best(s.run, trained)
+        train_data, val_data = image_data or (s.train_dataset(), s.val_dataset())
+    fit_phase(s.run, "head", trained, train_data, val_data, epochs, train_config, verbose)
+    if restore_best(s.run, trained) and trained is not s.model:
+        # The checkpoint holds the head model's weights; keep it loadable into the whole classifier.
+        save_weights(s.model, s.run.best_weights)
 
 
 def _cached_datasets(s: ClassificationSetup):

@@ -1,6 +1,7 @@
 """Fine-tuning in two phases.
 
-Phase "head": backbone frozen, the new head trains at `train.learning_rate`.
+Phase "head": backbone frozen, the new head trains at `train.learning_rate` (on cached embeddings when
+`train.cache_features` is true: a linear probe in seconds, then fine-tuning from it).
 Phase "fine_tune": the top `train.unfreeze` blocks (or all, or from a named layer) train too, at
 `train.fine_tune_learning_rate` with linear warmup then cosine decay; BatchNorm stays in inference mode.
 The best checkpoint by `train.monitor` across both phases is what the run keeps.
@@ -13,8 +14,9 @@ import logging
 import keras
 
 from kerascv_tl.recipes.classification import ClassificationSetup
+from kerascv_tl.recipes.feature_extraction import train_head
 from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best, steps_per_epoch
-from kerascv_tl.tasks import freeze_backbone, unfreeze_backbone
+from kerascv_tl.tasks import unfreeze_backbone
 from kerascv_tl.tasks.freeze import parse_unfreeze
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,7 @@ def warmup_cosine(peak: float, epochs: int, warmup_epochs: int, steps: int) -> k
 def run(s: ClassificationSetup, verbose: int = 2) -> None:
     train_config = s.config.train
     train_data, val_data = s.train_dataset(), s.val_dataset()
-    with s.strategy.scope():
-        freeze_backbone(s.model)
-        compile_classifier(s.model, train_config, train_config.learning_rate, s.train.num_classes)
-    fit_phase(s.run, "head", s.model, train_data, val_data, train_config.head_epochs, train_config, verbose)
+    train_head(s, train_config.head_epochs, verbose, image_data=(train_data, val_data))
     with s.strategy.scope():
         blocks = unfreeze_backbone(s.model, **parse_unfreeze(train_config.unfreeze))
         log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))

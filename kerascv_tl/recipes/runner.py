@@ -19,6 +19,7 @@ import math
 import random
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -126,39 +127,51 @@ def fit_phase(
     done = run / f"phase_{phase}.done.json"
     phase_weights = run / f"phase_{phase}.weights.h5"
     if done.is_file() and phase_weights.is_file():
-        model.load_weights(phase_weights)
+        load_weights(model, phase_weights)
         log.info("phase %s already finished in %s; reloaded its weights", phase, run.root)
         return False
     monitor, mode = train_config.monitor, monitor_mode(train_config.monitor)
     threshold = best_so_far(run, monitor)
     run.best_weights.parent.mkdir(parents=True, exist_ok=True)
+    # Order matters for a kill between two callbacks: the CSV row and the best checkpoint are written
+    # before the backup, so a resumed run repeats that epoch instead of losing its log row.
     callbacks = [
-        keras.callbacks.BackupAndRestore(
-            str(run / "backup" / phase), save_freq=train_config.backup_every_steps or "epoch"
-        ),
+        keras.callbacks.CSVLogger(str(run.history(phase)), append=True),
         keras.callbacks.ModelCheckpoint(
             str(run.best_weights), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
             initial_value_threshold=threshold,
         ),
-        keras.callbacks.CSVLogger(str(run.history(phase)), append=True),
         keras.callbacks.TensorBoard(str(run / "logs" / phase), write_graph=False, profile_batch=0),
     ]
     if train_config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=train_config.early_stopping_patience, mode=mode))
+    callbacks.append(keras.callbacks.BackupAndRestore(str(run / "backup" / phase),
+                                                      save_freq=train_config.backup_every_steps or "epoch"))
     started = time.time()
     if epochs > 0:
         model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    with atomic_path(phase_weights, suffix=".weights.h5") as tmp:
-        model.save_weights(tmp)
+    save_weights(model, phase_weights)
     # Seconds of the invocation that finished the phase (an interrupted phase's earlier part is not counted).
     atomic_write_json(done, {"phase": phase, "epochs": epochs, "seconds": round(time.time() - started, 1)})
     return True
 
 
+def save_weights(model: keras.Model, path: Path) -> None:
+    with atomic_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+
+
+def load_weights(model: keras.Model, path: Path) -> None:
+    """Loads model weights; optimizer state saved by another phase's optimizer is deliberately ignored."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
+
+
 def restore_best(run: RunFolder, model: keras.Model) -> bool:
     """Loads the best checkpoint if one was written (a run with no validation improvement keeps its weights)."""
     if run.best_weights.is_file():
-        model.load_weights(run.best_weights)
+        load_weights(model, run.best_weights)
         return True
     return False
 

@@ -63,7 +63,10 @@ def classifier(
 
 def feature_extractor(model: keras.Model) -> keras.Model:
     """Pixels -> pooled embedding, sharing the classifier's layers (no copy)."""
-    return keras.Model(model.inputs, model.get_layer("pool").output, name="feature_extractor")
+    # The single input tensor, not a one-element list: a list makes every call with a bare image batch
+    # warn that the input structure does not match.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, model.get_layer("pool").output, name="feature_extractor")
 
 
 def head_model(model: keras.Model) -> keras.Model:

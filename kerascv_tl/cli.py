@@ -1,0 +1,262 @@
+"""`kerascv-tl`: train | evaluate | export | predict | backbones | demo.
+
+The command-line contract (recipes and docs depend on it):
+  kerascv-tl train CONFIG [--set key=value ...] [--output RUN_DIR] [--overwrite]
+  kerascv-tl evaluate RUN_DIR|SAVED_MODEL --data PATH [--output DIR]
+  kerascv-tl export RUN_DIR [--output DIR]
+  kerascv-tl predict SAVED_MODEL IMAGE... [--top-k K]
+  kerascv-tl backbones
+  kerascv-tl demo
+Known problems (bad config, bad data, missing weights, a finished run) end with one `error:` line and
+exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
+
+log = logging.getLogger("kerascv_tl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kerascv_tl.backbones import WeightsError
+    from kerascv_tl.config import ConfigError
+    from kerascv_tl.data.errors import DataError
+    from kerascv_tl.recipes import RunExistsError
+
+    try:
+        return args.func(args) or 0
+    except (ConfigError, DataError, WeightsError, RunExistsError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kerascv-tl", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="run a recipe config")
+    p.add_argument("config", help="recipe YAML, e.g. recipes/flowers_fine_tune.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument("--output", help="run folder (default: <output_dir>/<config name>)")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing run in the folder")
+    p.add_argument("--export", action="store_true", help="also export a SavedModel when training ends")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a run folder or an exported SavedModel on labelled data")
+    p.add_argument("model", help="run folder or SavedModel (base or version folder)")
+    p.add_argument("--data", required=True, help="class-per-folder tree, CSV or tfds:NAME[:SPLIT]")
+    p.add_argument("--output", help="report folder (default: <run>/eval_<data name> or runs/eval/...)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a run's model as a SavedModel for TF Serving")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--output", help="model base folder; versions go inside (default: saved_models/<name>)")
+    p.add_argument("--version", type=int, help="version number (default: next free)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="top-k classes of images through an exported SavedModel")
+    p.add_argument("model", help="SavedModel (base or version folder)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("backbones", help="list registered backbones with parameter counts and input sizes")
+    p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("demo", help="offline end-to-end demo on the synthetic shapes dataset")
+    p.add_argument("--config", default="recipes/shapes_fine_tune.yaml")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def cmd_train(args) -> int:
+    from kerascv_tl.config import load_config
+    from kerascv_tl.recipes import train
+
+    config = load_config(args.config, args.overrides)
+    run, metrics = train(config, output=args.output, overwrite=args.overwrite, config_path=args.config)
+    print(f"run folder: {run.root}")
+    print(f"validation accuracy: {metrics['accuracy']:.4f}" + (
+        f"  top-5: {metrics['top5_accuracy']:.4f}" if "top5_accuracy" in metrics else ""))
+    if args.export:
+        print(f"exported: {export_run(run.root)}")
+    return 0
+
+
+def export_run(run_dir: str | Path, output: str | Path | None = None, version: int | None = None) -> Path:
+    import keras
+
+    import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for deserialisation)
+    from kerascv_tl.config import load_config
+    from kerascv_tl.export import export_classifier
+    from kerascv_tl.recipes import RunFolder
+
+    run = RunFolder(run_dir)
+    if not run.is_finished():
+        raise FileNotFoundError(f"{run.root} is not a finished run (no model.keras / metrics.json / model_card.json)")
+    config = load_config(run / "config.yaml")
+    card = json.loads((run / "model_card.json").read_text())
+    model = keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+    base = Path(output) if output else Path(config.export.dir) / (config.export.name or run.root.name)
+    return export_classifier(model, run.load_class_names(), base, config.data.crop_fraction, config.export.top_k,
+                             card, version)
+
+
+def cmd_export(args) -> int:
+    folder = export_run(args.run, args.output, args.version)
+    print(f"exported SavedModel: {folder}")
+    print(f"  saved_model_cli show --dir {folder} --all")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    model_path = Path(args.model)
+    data_name = Path(args.data.rstrip("/")).name.replace(":", "_") or "data"
+    if (model_path / "model.keras").is_file():
+        import keras
+
+        import kerascv_tl.tasks  # noqa: F401
+        from kerascv_tl.config import load_config
+        from kerascv_tl.recipes import RunFolder
+        from kerascv_tl.recipes.classification import evaluate_model
+
+        run = RunFolder(model_path)
+        config = load_config(run / "config.yaml")
+        class_names = run.load_class_names()
+        source = _eval_source(args.data, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
+        model = keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+        out = Path(args.output) if args.output else run.root / f"eval_{data_name}"
+        metrics = evaluate_model(model, source, config.data, out, class_names, args.batch_size)
+    else:
+        from kerascv_tl.export import load_serving
+
+        loaded, folder = load_serving(model_path)
+        card = json.loads((folder / "model_card.json").read_text())
+        class_names = card["labels"]
+        source = _eval_source(args.data, class_names)
+        out = Path(args.output) if args.output else Path("runs") / "eval" / f"{folder.parent.name}-v{folder.name}-{data_name}"
+        metrics = _evaluate_saved_model(loaded, source, class_names, out, args.batch_size, card)
+    print(f"accuracy: {metrics['accuracy']:.4f} on {metrics['num_examples']} images; reports in {out}")
+    return 0
+
+
+def _eval_source(spec: str, class_names, tfds_split="test", tfds_data_dir=None):
+    from kerascv_tl.data.classification import source_from_spec
+
+    if spec.startswith("tfds:") and spec.count(":") == 2:
+        _, name, tfds_split = spec.split(":")
+        spec = f"tfds:{name}"
+    return source_from_spec(spec, class_names=class_names, tfds_split=tfds_split, tfds_data_dir=tfds_data_dir)
+
+
+def _evaluate_saved_model(loaded, source, class_names, out, batch_size, card):
+    import numpy as np
+    import tensorflow as tf
+
+    from kerascv_tl.data.decode import decode_image
+    from kerascv_tl.data.transforms import eval_transform
+    from kerascv_tl.evaluation.report import predict_all, write_classification_report
+
+    size, crop = card["export"]["image_size"], card["export"]["crop_fraction"]
+    serve = loaded.signatures["serving_default"]
+    if source.paths is None:
+        from kerascv_tl.data.errors import DataError
+
+        raise DataError(f"{source.description}: evaluating a SavedModel needs image files (a folder or CSV); "
+                        "evaluate the run folder for TFDS data")
+    files = tf.data.Dataset.from_tensor_slices((source.paths, source.labels)).batch(batch_size)
+
+    def batches():
+        for paths, labels in files:
+            encoded = tf.map_fn(tf.io.read_file, paths)
+            # Display thumbnails for the mistakes grid go through the same decode + transform as the graph.
+            shown = np.stack([eval_transform(decode_image(b), size, crop).numpy() for b in encoded])
+            yield encoded, labels.numpy(), shown
+
+    y_true, probs, mistakes = predict_all(lambda encoded: serve(image_bytes=encoded)["probabilities"].numpy(), batches())
+    return write_classification_report(out, y_true, probs, class_names, mistakes, extra={"saved_model": card.get("name")})
+
+
+def cmd_predict(args) -> int:
+    import tensorflow as tf
+
+    from kerascv_tl.export import load_serving
+
+    loaded, folder = load_serving(args.model)
+    serve = loaded.signatures["serving_default"]
+    failures = 0
+    for image in args.images:
+        path = Path(image)
+        if not path.is_file():
+            print(f"error: {path}: no such file", file=sys.stderr)
+            failures += 1
+            continue
+        try:
+            out = serve(image_bytes=tf.constant([path.read_bytes()]))
+        except tf.errors.InvalidArgumentError as e:
+            print(f"error: {path}: cannot decode image ({e.message.splitlines()[0][:120]})", file=sys.stderr)
+            failures += 1
+            continue
+        k = min(args.top_k, out["class_ids"].shape[-1])
+        names = [n.decode() for n in out["class_names"].numpy()[0][:k]]
+        scores = [float(s) for s in out["scores"].numpy()[0][:k]]
+        if args.json:
+            print(json.dumps({"image": str(path), "classes": names, "scores": scores}))
+        else:
+            print(f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(names, scores)))
+    return 2 if failures else 0
+
+
+def cmd_backbones(args) -> int:
+    from kerascv_tl.backbones import REGISTRY
+
+    print(f"{'name':<20} {'source':<20} {'params':>12} {'input':>7}  {'pooling':<7} {'pyramid':<9} preprocessing")
+    for name, spec in REGISTRY.items():
+        params = spec.build(spec.default_image_size, None).count_params()
+        pyramid = "/".join(str(s) for s in spec.pyramid_strides) or "-"
+        print(f"{name:<20} {spec.source:<20} {params:>12,} {spec.default_image_size:>7}  {spec.pooling:<7} "
+              f"{pyramid:<9} {spec.preprocessing.source}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from kerascv_tl.config import load_config
+    from kerascv_tl.data.synthetic import write_classification_dataset
+    from kerascv_tl.recipes import train
+
+    started = time.time()
+    config = load_config(args.config)
+    data_root = Path(config.data.train).parent
+    write_classification_dataset(data_root, train_per_class=60, val_per_class=20, image_size=config.data.image_size)
+    print(f"[1/4] shapes dataset: {data_root}")
+    run, metrics = train(config, overwrite=True, config_path=args.config, verbose=2)
+    print(f"[2/4] trained {config.backbone.name} ({run.root}): validation accuracy {metrics['accuracy']:.4f}")
+    folder = export_run(run.root)
+    print(f"[3/4] exported SavedModel: {folder}")
+    image = sorted((Path(config.data.val) / "triangle").glob("*.png"))[0]
+    print("[4/4] prediction through the exported SavedModel:")
+    cmd_predict(argparse.Namespace(model=str(folder), images=[str(image)], top_k=3, json=False))
+    print(f"\ndone in {time.time() - started:.0f} s")
+    print(f"  run folder (config, logs, checkpoints, metrics, plots, model card): {run.root}")
+    print(f"  SavedModel for TF Serving: {folder}  (model card: {folder / 'model_card.json'})")
+    print(f"  try: kerascv-tl predict {folder} {image}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

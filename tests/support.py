@@ -1,0 +1,23 @@
+"""Helpers shared by the tests (importable: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def assets_root() -> Path:
+    return Path(os.environ.get("KERASCV_TL_ASSETS", PROJECT_ROOT.parent / "shared" / "assets")).resolve()
+
+
+def tiny_overrides(shapes: Path, **extra) -> list[str]:
+    """Overrides for a fast CPU run on the tiny shapes dataset with a random-init MobileNetV2."""
+    values = {
+        "data.train": f"{shapes}/train", "data.val": f"{shapes}/val", "data.image_size": 32,
+        "backbone.name": "mobilenet_v2", "backbone.weights": "none", "train.batch_size": 8,
+        "train.epochs": 1, "train.head_epochs": 1, "train.early_stopping_patience": 0,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
