@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -99,6 +100,4 @@ def finish(s: ClassificationSetup, started: float) -> dict:
 
 
 def _phase_seconds(path) -> float:
-    import json
-
     return float(json.loads(path.read_text()).get("seconds", 0.0))

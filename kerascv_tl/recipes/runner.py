@@ -145,8 +145,10 @@ def fit_phase(
     ]
     if train_config.early_stopping_patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=train_config.early_stopping_patience, mode=mode))
+    # double_checkpoint keeps the previous state too, so a kill during a backup write can fall back on it.
     callbacks.append(keras.callbacks.BackupAndRestore(str(run / "backup" / phase),
-                                                      save_freq=train_config.backup_every_steps or "epoch"))
+                                                      save_freq=train_config.backup_every_steps or "epoch",
+                                                      double_checkpoint=True))
     started = time.time()
     if epochs > 0:
         model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
