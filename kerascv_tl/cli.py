@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # e.g. "Assets written to <temporary folder>"
     from kerascv_tl.backbones import WeightsError
     from kerascv_tl.config import ConfigError
     from kerascv_tl.data.errors import DataError
