@@ -100,9 +100,6 @@ def cmd_train(args) -> int:
 
 
 def export_run(run_dir: str | Path, output: str | Path | None = None, version: int | None = None) -> Path:
-    import keras
-
-    import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for deserialisation)
     from kerascv_tl.config import load_config
     from kerascv_tl.export import export_classifier
     from kerascv_tl.recipes import RunFolder
@@ -112,7 +109,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, version: i
         raise FileNotFoundError(f"{run.root} is not a finished run (no model.keras / metrics.json / model_card.json)")
     config = load_config(run / "config.yaml")
     card = json.loads((run / "model_card.json").read_text())
-    model = keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+    model = run.load_model()
     base = Path(output) if output else Path(config.export.dir) / (config.export.name or run.root.name)
     return export_classifier(model, run.load_class_names(), base, config.data.crop_fraction, config.export.top_k,
                              card, version)
@@ -129,9 +126,6 @@ def cmd_evaluate(args) -> int:
     model_path = Path(args.model)
     data_name = Path(args.data.rstrip("/")).name.replace(":", "_") or "data"
     if (model_path / "model.keras").is_file():
-        import keras
-
-        import kerascv_tl.tasks  # noqa: F401
         from kerascv_tl.config import load_config
         from kerascv_tl.recipes import RunFolder
         from kerascv_tl.recipes.classification import evaluate_model
@@ -140,7 +134,7 @@ def cmd_evaluate(args) -> int:
         config = load_config(run / "config.yaml")
         class_names = run.load_class_names()
         source = _eval_source(args.data, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
-        model = keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+        model = run.load_model()
         out = Path(args.output) if args.output else run.root / f"eval_{data_name}"
         metrics = evaluate_model(model, source, config.data, out, class_names, args.batch_size)
     else:

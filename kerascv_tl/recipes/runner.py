@@ -82,6 +82,12 @@ class RunFolder:
             model.save(tmp)
         return self.model_path
 
+    def load_model(self) -> keras.Model:
+        """The run's final model; `.keras` files load with safe_mode (no arbitrary code)."""
+        import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for deserialisation)
+
+        return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
+
     def history_files(self) -> list[tuple[str, Path]]:
         order = ("head", "fine_tune")
         found = [(p.stem.removeprefix("history_"), p) for p in self.root.glob("history_*.csv")]
