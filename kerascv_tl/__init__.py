@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 # `import kerascv_tl` stays cheap (no TensorFlow import).
 _LAZY = {
     "classifier": "kerascv_tl.tasks",
+    "detector": "kerascv_tl.tasks",
     "feature_extractor": "kerascv_tl.tasks",
     "head_model": "kerascv_tl.tasks",
     "freeze_backbone": "kerascv_tl.tasks",

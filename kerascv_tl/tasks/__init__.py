@@ -1,6 +1,7 @@
 """Task models: plain keras.Models built on a registry backbone, plus freeze helpers."""
 
 from kerascv_tl.tasks.classifier import classifier, feature_extractor, head_model
+from kerascv_tl.tasks.detector import detector
 from kerascv_tl.tasks.freeze import freeze_backbone, get_backbone, unfreeze_backbone
 
-__all__ = ["classifier", "feature_extractor", "freeze_backbone", "get_backbone", "head_model", "unfreeze_backbone"]
+__all__ = ["classifier", "detector", "feature_extractor", "freeze_backbone", "get_backbone", "head_model", "unfreeze_backbone"]

@@ -13,6 +13,11 @@ from kerascv_tl.backbones import backbone_blocks
 
 
 def get_backbone(model: keras.Model) -> keras.Model:
+    """The pretrained part of a task model: a classifier's "backbone" layer, or the conv net a
+    detector's or segmenter's pyramid encoder taps (the new FPN and heads are not part of it)."""
+    encoder = getattr(getattr(model, "backbone", None), "image_encoder", None)
+    if encoder is not None:
+        return encoder.get_layer("features")
     try:
         return model.get_layer("backbone")
     except ValueError:

@@ -1,0 +1,46 @@
+"""Object detector: KerasHub RetinaNet on a registry backbone through the feature-pyramid adapter.
+
+`detector(...)` returns KerasHub's `RetinaNetObjectDetector`, a plain keras.Model subclass: it compiles
+with focal + Huber losses by default, fits on (images, {"boxes", "labels"}) with boxes in "xyxy" pixels of
+the model input (labels padded with -1), predicts decoded, non-max-suppressed boxes, saves and loads.
+Images are RGB pixels in [0, 255] at `image_size` x `image_size` (see `resize_with_pad`).
+"""
+
+from __future__ import annotations
+
+import keras
+
+from kerascv_tl.backbones import Backbone, build_backbone
+from kerascv_tl.backbones.pyramid import pyramid_encoder
+
+BOX_FORMAT = "xyxy"
+
+
+def detector(
+    backbone: str | Backbone,
+    num_classes: int,
+    weights: str | None = "imagenet",
+    image_size: int = 384,
+    preprocessing: dict | None = None,
+    fallback_to_random: bool = False,
+) -> keras.Model:
+    import keras_hub
+
+    if num_classes < 1:
+        raise ValueError(f"a detector needs at least 1 class, got {num_classes}")
+    if not isinstance(backbone, Backbone):
+        backbone = build_backbone(backbone, weights, image_size, preprocessing, fallback_to_random)
+    encoder = pyramid_encoder(backbone)
+    size = backbone.image_size
+    retinanet_backbone = keras_hub.models.RetinaNetBackbone(
+        image_encoder=encoder, min_level=3, max_level=7, use_p5=False, image_shape=(size, size, 3),
+    )
+    return keras_hub.models.RetinaNetObjectDetector(
+        backbone=retinanet_backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
+        name=f"{backbone.name}_retinanet",
+    )
+
+
+def detector_encoder(model: keras.Model) -> keras.Model:
+    """The pretrained part of a detector: the tapped backbone inside the pyramid encoder."""
+    return model.backbone.image_encoder.get_layer("features")
