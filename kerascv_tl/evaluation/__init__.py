@@ -1,1 +1,2 @@
-"""Evaluation reports: classification metrics and PNG plots (confusion matrix, training curves, image grids)."""
+"""Evaluation reports: classification and COCO detection metrics, PNG plots (confusion matrix, training curves,
+image grids, detection overlays)."""

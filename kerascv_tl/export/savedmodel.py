@@ -84,25 +84,97 @@ def export_classifier(
     archive.add_endpoint(SERVING_DEFAULT, serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.add_endpoint(SERVING_IMAGES, serve_images,
                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    outputs_doc = ["probabilities", "scores", "class_ids", "class_names"]
+    return _write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
+                            {"image_size": image_size, "crop_fraction": crop_fraction, "top_k": k})
+
+
+def export_detector(
+    model: keras.Model,
+    class_names: Sequence[str],
+    base_dir: str | Path,
+    score_threshold: float = 0.3,
+    max_detections: int = 100,
+    iou_threshold: float = 0.5,
+    card: dict | None = None,
+    version: int | None = None,
+) -> Path:
+    """A RetinaNet detector -> BASE/<version>/ with boxes in the ORIGINAL images' pixels (xyxy).
+
+    Decode, letterbox (`resize_with_pad`), network, box decoding and NMS all run in the graph. KerasHub's
+    NMS does not trace with an unknown batch size, so the graph maps over the batch, one image at a time.
+    Outputs per image, padded to `max_detections`: boxes [K, 4], scores [K], class_ids [K] (-1 padding),
+    class_names [K] ("" padding), num_detections [].
+    """
+    from kerascv_tl.data.detection import resize_with_pad
+
+    size = int(model.input_shape[1])
+    previous = model.prediction_decoder
+    decoder = type(previous)(bounding_box_format=previous.bounding_box_format, from_logits=previous.from_logits,
+                             iou_threshold=iou_threshold, confidence_threshold=score_threshold,
+                             max_detections=max_detections)
+    names = tf.constant(list(class_names) + [""])  # index -1 (padding) -> ""
+    k = max_detections
+    spec = {"boxes": tf.TensorSpec([k, 4], tf.float32), "scores": tf.TensorSpec([k], tf.float32),
+            "class_ids": tf.TensorSpec([k], tf.int32), "class_names": tf.TensorSpec([k], tf.string),
+            "num_detections": tf.TensorSpec([], tf.int32)}
+
+    def detect(image):
+        shape = tf.shape(image)
+        padded, scale = resize_with_pad(image, size)
+        batch = padded[None]
+        decoded = model.decode_predictions(model(batch, training=False), batch)
+        count = tf.cast(decoded["num_detections"][0], tf.int32)
+        valid = tf.range(k) < count
+        limits = tf.cast(tf.stack([shape[1], shape[0], shape[1], shape[0]]), tf.float32)
+        boxes = tf.clip_by_value(tf.cast(decoded["boxes"][0], tf.float32) / scale, 0.0, limits)
+        ids = tf.where(valid, tf.cast(decoded["labels"][0], tf.int32), -1)
+        return {"boxes": tf.where(valid[:, None], boxes, 0.0),
+                "scores": tf.where(valid, tf.cast(decoded["confidence"][0], tf.float32), 0.0),
+                "class_ids": ids, "class_names": tf.gather(names, tf.where(ids < 0, len(class_names), ids)),
+                "num_detections": count}
+
+    def serve_bytes(image_bytes):
+        return tf.map_fn(lambda b: detect(decode_image(b)), image_bytes, fn_output_signature=spec)
+
+    def serve_images(images):
+        return tf.map_fn(detect, images, fn_output_signature=spec)
+
+    model.prediction_decoder = decoder  # traced into the endpoints below; restored afterwards
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SERVING_DEFAULT, serve_bytes,
+                             input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        archive.add_endpoint(SERVING_IMAGES, serve_images,
+                             input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    finally:
+        model.prediction_decoder = previous
+    outputs_doc = ["boxes (xyxy, original pixels)", "scores", "class_ids", "class_names", "num_detections"]
+    return _write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
+                            {"image_size": size, "score_threshold": score_threshold, "iou_threshold": iou_threshold,
+                             "max_detections": max_detections, "resize": "letterbox (resize longer side, pad bottom/right)"})
+
+
+def _write_versioned(archive, base_dir, version, card, class_names, outputs_doc, details) -> Path:
+    """Writes the archive and its model card into BASE/<version>/ in one atomic rename."""
     base = Path(base_dir)
     existing = version_dirs(base)
     version = version if version is not None else (int(existing[-1].name) + 1 if existing else 1)
-    target = base / str(version)
-    with atomic_directory(target) as tmp:
+    with atomic_directory(base / str(version)) as tmp:
         archive.write_out(str(tmp), verbose=False)
         card = dict(card or {})
         card.setdefault("export", {}).update({
-            "version": version, "signatures": {
-                SERVING_DEFAULT: {"inputs": {"image_bytes": "string [batch]"},
-                                  "outputs": ["probabilities", "scores", "class_ids", "class_names"]},
-                SERVING_IMAGES: {"inputs": {"images": "uint8 [batch, height, width, 3]"},
-                                 "outputs": ["probabilities", "scores", "class_ids", "class_names"]},
+            "version": version,
+            "signatures": {
+                SERVING_DEFAULT: {"inputs": {"image_bytes": "string [batch]"}, "outputs": outputs_doc},
+                SERVING_IMAGES: {"inputs": {"images": "uint8 [batch, height, width, 3]"}, "outputs": outputs_doc},
             },
-            "image_size": image_size, "crop_fraction": crop_fraction, "top_k": k,
+            **details,
         })
         card.setdefault("labels", list(class_names))
         atomic_write_json(tmp / "model_card.json", card)
-    return target
+    return base / str(version)
 
 
 def load_serving(path: str | Path):
