@@ -19,7 +19,7 @@ from typing import Any, Union
 import yaml
 
 RECIPES = ("feature_extraction", "fine_tune")
-TASKS = ("classification",)
+TASKS = ("classification", "detection")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -53,9 +53,15 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    train: str = ""  # class-per-folder tree, CSV file (path,label) or tfds:NAME
-    val: str | None = None  # same kinds; None -> seeded stratified split of `train`
-    format: str = field(default="auto", metadata=_choices("auto", "folder", "csv", "tfds"))
+    # classification: class-per-folder tree, CSV file (path,label) or tfds:NAME
+    # detection: COCO instances JSON, VOC folder, YOLO images folder, or the pennfudan folder
+    train: str = ""
+    val: str | None = None  # same kinds; None -> seeded split of `train`
+    format: str = field(default="auto", metadata=_choices("auto", "folder", "csv", "tfds", "coco", "voc", "yolo",
+                                                           "pennfudan"))
+    image_root: str | None = None  # COCO: folder the JSON's file names are relative to (default: the JSON's folder)
+    classes: str | None = None  # YOLO: names YAML (Ultralytics style)
+    max_boxes: int = 100  # detection: boxes per image after padding
     image_size: int = 224
     crop_fraction: float = 0.875  # eval: resize shorter side to image_size / crop_fraction, centre-crop
     val_fraction: float = 0.2
@@ -103,7 +109,10 @@ class TrainConfig:
 class ExportConfig:
     name: str | None = None  # defaults to the run folder's name
     dir: str = "saved_models"
-    top_k: int = 5
+    top_k: int = 5  # classification
+    score_threshold: float = 0.3  # detection
+    max_detections: int = 100  # detection
+    iou_threshold: float = 0.5  # detection NMS
 
 
 @dataclass

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 import kerascv_tl
 
-HEADLINE_METRICS = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples")
+HEADLINE_METRICS = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples",
+                    "map_50_95", "map_50", "map_75", "ar_100", "num_images")
 
 
 def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics: dict | None = None,
@@ -22,6 +23,10 @@ def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics:
     except ImportError:  # pragma: no cover - keras-hub is a dependency
         hub_version = None
     size, crop = config.data.image_size, config.data.crop_fraction
+    if config.task == "detection":
+        resize = f"letterbox: longer side to {size}, pad bottom/right to {size}x{size}; boxes map back to original pixels"
+    else:
+        resize = f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased"
     return {
         "name": config.export.name,
         "task": config.task,
@@ -31,7 +36,7 @@ def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics:
         "labels": list(class_names),
         "input": {
             "pixels": "RGB, any size; decoded in the graph (JPEG EXIF orientation honoured)",
-            "resize": f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased",
+            "resize": resize,
             "image_size": size,
             "crop_fraction": crop,
         },

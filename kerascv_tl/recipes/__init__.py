@@ -21,7 +21,7 @@ def default_run_dir(config, config_path: str | None) -> Path:
 def train(config, output: str | Path | None = None, overwrite: bool = False, config_path: str | None = None,
           verbose: int = 2) -> tuple[RunFolder, dict]:
     """Runs the config's recipe in a run folder (resuming an interrupted one); returns (run, metrics)."""
-    from kerascv_tl.recipes import classification, feature_extraction, fine_tune
+    from kerascv_tl.recipes import classification, detection, feature_extraction, fine_tune
 
     started = time.time()
     run = RunFolder(output or default_run_dir(config, config_path))
@@ -29,9 +29,16 @@ def train(config, output: str | Path | None = None, overwrite: bool = False, con
         config.export.name = run.root.name
     run.prepare(config, overwrite=overwrite)
     seed_everything(config.seed, config.deterministic)
-    setup = classification.setup(config, run)
-    recipe = {"feature_extraction": feature_extraction.run, "fine_tune": fine_tune.run}[config.recipe]
-    recipe(setup, verbose=verbose)
-    metrics = classification.finish(setup, started)
-    log.info("run finished in %.0f s: %s (accuracy %.4f)", time.time() - started, run.root, metrics["accuracy"])
+    if config.task == "detection":
+        setup = detection.setup(config, run)
+        detection.run(setup, verbose=verbose)
+        metrics = detection.finish(setup, started)
+        headline = f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"
+    else:
+        setup = classification.setup(config, run)
+        recipe = {"feature_extraction": feature_extraction.run, "fine_tune": fine_tune.run}[config.recipe]
+        recipe(setup, verbose=verbose)
+        metrics = classification.finish(setup, started)
+        headline = f"accuracy {metrics['accuracy']:.4f}"
+    log.info("run finished in %.0f s: %s (%s)", time.time() - started, run.root, headline)
     return run, metrics

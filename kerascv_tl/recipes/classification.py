@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -84,12 +83,11 @@ def evaluate_model(model: keras.Model, source: ImageSource, data_config, out_dir
 def finish(s: ClassificationSetup, started: float) -> dict:
     """Saves the final model, evaluates it on the validation data and writes the model card."""
     s.run.save_model(s.model)
-    phase_seconds = sum(_phase_seconds(p) for p in s.run.root.glob("phase_*.done.json"))
     extra = {
         "recipe": s.config.recipe,
         "backbone": s.backbone.name,
         "num_train_examples": len(s.train),
-        "train_wall_time_s": round(phase_seconds, 1),
+        "train_wall_time_s": round(s.run.training_seconds(), 1),
         "this_invocation_wall_time_s": round(time.time() - started, 1),
     }
     metrics = evaluate_model(s.model, s.val, s.config.data, s.run.root, s.class_names, s.config.train.batch_size,
@@ -98,6 +96,3 @@ def finish(s: ClassificationSetup, started: float) -> dict:
     atomic_write_json(s.run / "model_card.json", card)
     return metrics
 
-
-def _phase_seconds(path) -> float:
-    return float(json.loads(path.read_text()).get("seconds", 0.0))

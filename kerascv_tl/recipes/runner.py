@@ -82,6 +82,10 @@ class RunFolder:
             model.save(tmp)
         return self.model_path
 
+    def training_seconds(self) -> float:
+        """Seconds recorded by the finished phases (an interrupted phase counts its last invocation)."""
+        return sum(float(json.loads(p.read_text()).get("seconds", 0.0)) for p in self.root.glob("phase_*.done.json"))
+
     def load_model(self) -> keras.Model:
         """The run's final model; `.keras` files load with safe_mode (no arbitrary code)."""
         import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for deserialisation)

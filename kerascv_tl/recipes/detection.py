@@ -1,0 +1,182 @@
+"""Object detection recipes: RetinaNet on a registry backbone.
+
+`feature_extraction`: backbone frozen, the FPN and heads train. `fine_tune`: that warm-up (phase
+"head", `train.head_epochs`), then the top `train.unfreeze` backbone blocks train too at
+`train.fine_tune_learning_rate` with warmup + cosine decay (phase "fine_tune"). The best checkpoint by
+`train.monitor` (default for detection: val_loss) is kept; COCO metrics come from pycocotools.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from kerascv_tl.backbones import Backbone, build_backbone
+from kerascv_tl.data import detection as det
+from kerascv_tl.data.errors import DataError
+from kerascv_tl.distribute import resolve_strategy
+from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid
+from kerascv_tl.evaluation.plots import plot_training_curves
+from kerascv_tl.export.card import model_card
+from kerascv_tl.recipes.classification import backbone_info
+from kerascv_tl.recipes.fine_tune import warmup_cosine
+from kerascv_tl.recipes.runner import RunFolder, fit_phase, restore_best, steps_per_epoch
+from kerascv_tl.tasks import detector, freeze_backbone, unfreeze_backbone
+from kerascv_tl.tasks.freeze import parse_unfreeze
+from kerascv_tl.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+EVAL_SCORE_THRESHOLD = 0.05  # low, so COCO mAP sees the whole precision-recall curve
+NUM_OVERLAYS = 8
+
+
+@dataclass
+class DetectionSetup:
+    config: object
+    run: RunFolder
+    train: det.DetectionSource
+    val: det.DetectionSource
+    backbone: Backbone
+    model: keras.Model
+    strategy: object
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+
+def read_source(spec: str, data_config, class_names=None) -> det.DetectionSource:
+    fmt = data_config.format
+    if fmt == "coco" or (fmt == "auto" and spec.lower().endswith(".json")):
+        source = det.coco_source(spec, data_config.image_root)
+    elif fmt == "voc":
+        source = det.voc_source(spec, class_names)
+    elif fmt == "yolo":
+        if not data_config.classes:
+            raise DataError(f"{spec}: YOLO data needs data.classes (a names YAML)")
+        source = det.yolo_source(spec, data_config.classes)
+    elif fmt == "pennfudan":
+        source = det.pennfudan_source(spec)
+    else:
+        raise DataError(f"{spec}: set data.format to coco, voc, yolo or pennfudan for detection (got {fmt!r})")
+    if class_names is not None and list(source.class_names) != list(class_names):
+        raise DataError(f"{spec}: classes {source.class_names} differ from the training classes {class_names}")
+    return source
+
+
+def load_sources(data_config, seed: int) -> tuple[det.DetectionSource, det.DetectionSource]:
+    train = read_source(data_config.train, data_config)
+    if data_config.val:
+        val = read_source(data_config.val, data_config, train.class_names)
+    else:
+        val_count = int(round(len(train.records) * data_config.val_fraction))
+        train, val = det.split_source(train, val_count, seed)
+    for name, source in (("train", train), ("val", val)):
+        if source.dropped_boxes:
+            log.warning("%s: dropped %d degenerate box(es) (zero area or outside the image) in %s",
+                        name, source.dropped_boxes, source.description)
+    return train, val
+
+
+def setup(config, run: RunFolder) -> DetectionSetup:
+    train, val = load_sources(config.data, config.seed)
+    boxes = sum(len(r.boxes) for r in train.records)
+    log.info("data: %d training images (%d boxes), %d validation images, %d classes", len(train.records), boxes,
+             len(val.records), len(train.class_names))
+    run.save_class_names(train.class_names)
+    strategy = resolve_strategy(config.strategy)
+    with strategy.scope():
+        bb = config.backbone
+        preprocessing = None
+        if bb.preprocessing is not None:
+            preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
+                             "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
+        backbone = build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
+        model = detector(backbone, len(train.class_names))
+    atomic_write_json(run / "backbone.json", backbone_info(backbone))
+    return DetectionSetup(config, run, train, val, backbone, model, strategy)
+
+
+def _compile(model: keras.Model, learning_rate) -> None:
+    # Clipping: RetinaNet's focal and box losses are large while the new heads are random.
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=10.0))
+
+
+def run(s: DetectionSetup, verbose: int = 2) -> None:
+    config, train_config = s.config, s.config.train
+    size, batch = config.data.image_size, train_config.batch_size
+    train_data = det.detection_dataset(s.train, size, batch, True, config.seed, config.data.max_boxes)
+    val_data = det.detection_dataset(s.val, size, batch, False, config.seed, config.data.max_boxes).cache()
+    head_epochs = train_config.head_epochs if config.recipe == "fine_tune" else train_config.epochs
+    with s.strategy.scope():
+        freeze_backbone(s.model)
+        _compile(s.model, train_config.learning_rate)
+    fit_phase(s.run, "head", s.model, train_data, val_data, head_epochs, train_config, verbose)
+    if config.recipe == "fine_tune":
+        with s.strategy.scope():
+            blocks = unfreeze_backbone(s.model, **parse_unfreeze(train_config.unfreeze))
+            log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
+            schedule = warmup_cosine(train_config.fine_tune_learning_rate, train_config.epochs,
+                                     train_config.warmup_epochs, steps_per_epoch(len(s.train.records), batch))
+            _compile(s.model, schedule)
+        fit_phase(s.run, "fine_tune", s.model, train_data, val_data, train_config.epochs, train_config, verbose)
+    restore_best(s.run, s.model)
+
+
+def predict_source(model: keras.Model, source: det.DetectionSource, image_size: int, batch_size: int,
+                   score_threshold: float = EVAL_SCORE_THRESHOLD, num_samples: int = NUM_OVERLAYS):
+    """Ground truth and predictions per image, in model-input pixels (letterboxing scales boxes
+    uniformly and pads bottom/right, so IoU and therefore COCO AP are those of the original pixels)."""
+    previous = model.prediction_decoder
+    model.prediction_decoder = type(previous)(
+        bounding_box_format=previous.bounding_box_format, from_logits=previous.from_logits,
+        iou_threshold=previous.iou_threshold, confidence_threshold=score_threshold,
+        max_detections=previous.max_detections)
+    ground_truth, predictions, samples = [], [], []
+    try:
+        for images, targets in det.detection_dataset(source, image_size, batch_size, training=False):
+            out = model.predict(images, verbose=0)  # predict_on_batch trips KerasHub's predict_step
+            for i in range(images.shape[0]):
+                n = int(out["num_detections"][i])
+                keep = targets["labels"][i].numpy() >= 0
+                gt = {"boxes": targets["boxes"][i].numpy()[keep], "labels": targets["labels"][i].numpy()[keep]}
+                pred = {"boxes": np.asarray(out["boxes"][i][:n], np.float32),
+                        "scores": np.asarray(out["confidence"][i][:n], np.float32),
+                        "labels": np.asarray(out["labels"][i][:n], np.int64)}
+                ground_truth.append(gt)
+                predictions.append(pred)
+                if len(samples) < num_samples:
+                    samples.append((np.clip(images[i].numpy(), 0, 255).astype(np.uint8), gt, pred))
+    finally:
+        model.prediction_decoder = previous
+    return ground_truth, predictions, samples
+
+
+def evaluate_detector(model, source, data_config, out_dir, class_names, batch_size=8, histories=(), extra=None) -> dict:
+    ground_truth, predictions, samples = predict_source(model, source, data_config.image_size, batch_size)
+    metrics = coco_detection_metrics(ground_truth, predictions, class_names)
+    out = RunFolder(out_dir).root
+    out.mkdir(parents=True, exist_ok=True)
+    plot_detection_grid(samples, class_names, out / "detections.png")
+    if histories:
+        plot_training_curves(list(histories), out / "training_curves.png")
+    metrics.update(extra or {})
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def finish(s: DetectionSetup, started: float) -> dict:
+    s.run.save_model(s.model)
+    extra = {"recipe": s.config.recipe, "task": "detection", "backbone": s.backbone.name,
+             "num_train_images": len(s.train.records), "train_wall_time_s": round(s.run.training_seconds(), 1),
+             "this_invocation_wall_time_s": round(time.time() - started, 1)}
+    metrics = evaluate_detector(s.model, s.val, s.config.data, s.run.root, s.class_names,
+                                s.config.train.batch_size, s.run.history_files(), extra)
+    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
+    atomic_write_json(s.run / "model_card.json", card)
+    return metrics
