@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    p.add_argument("--output-dir", default="predictions", help="detection: where the annotated copies go")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("backbones", help="list registered backbones with parameter counts and input sizes")
@@ -92,8 +93,12 @@ def cmd_train(args) -> int:
     config = load_config(args.config, args.overrides)
     run, metrics = train(config, output=args.output, overwrite=args.overwrite, config_path=args.config)
     print(f"run folder: {run.root}")
-    print(f"validation accuracy: {metrics['accuracy']:.4f}" + (
-        f"  top-5: {metrics['top5_accuracy']:.4f}" if "top5_accuracy" in metrics else ""))
+    if config.task == "detection":
+        print(f"validation map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f}  "
+              f"map_75: {metrics['map_75']:.4f}  ar_100: {metrics['ar_100']:.4f}")
+    else:
+        print(f"validation accuracy: {metrics['accuracy']:.4f}" + (
+            f"  top-5: {metrics['top5_accuracy']:.4f}" if "top5_accuracy" in metrics else ""))
     if args.export:
         print(f"exported: {export_run(run.root)}")
     return 0
@@ -101,7 +106,7 @@ def cmd_train(args) -> int:
 
 def export_run(run_dir: str | Path, output: str | Path | None = None, version: int | None = None) -> Path:
     from kerascv_tl.config import load_config
-    from kerascv_tl.export import export_classifier
+    from kerascv_tl.export import export_classifier, export_detector
     from kerascv_tl.recipes import RunFolder
 
     run = RunFolder(run_dir)
@@ -111,6 +116,9 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, version: i
     card = json.loads((run / "model_card.json").read_text())
     model = run.load_model()
     base = Path(output) if output else Path(config.export.dir) / (config.export.name or run.root.name)
+    if config.task == "detection":
+        return export_detector(model, run.load_class_names(), base, config.export.score_threshold,
+                               config.export.max_detections, config.export.iou_threshold, card, version)
     return export_classifier(model, run.load_class_names(), base, config.data.crop_fraction, config.export.top_k,
                              card, version)
 
@@ -133,15 +141,27 @@ def cmd_evaluate(args) -> int:
         run = RunFolder(model_path)
         config = load_config(run / "config.yaml")
         class_names = run.load_class_names()
-        source = _eval_source(args.data, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
         model = run.load_model()
         out = Path(args.output) if args.output else run.root / f"eval_{data_name}"
+        if config.task == "detection":
+            from kerascv_tl.recipes.detection import evaluate_detector, read_source
+
+            source = read_source(args.data, config.data, class_names)
+            metrics = evaluate_detector(model, source, config.data, out, class_names, args.batch_size)
+            print(f"map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f} on "
+                  f"{metrics['num_images']} images; reports in {out}")
+            return 0
+        source = _eval_source(args.data, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
         metrics = evaluate_model(model, source, config.data, out, class_names, args.batch_size)
     else:
         from kerascv_tl.export import load_serving
 
         loaded, folder = load_serving(model_path)
         card = json.loads((folder / "model_card.json").read_text())
+        if card.get("task") == "detection":
+            from kerascv_tl.data.errors import DataError
+
+            raise DataError(f"{folder}: evaluate a detector's run folder (its SavedModel is checked against it in the tests)")
         class_names = card["labels"]
         source = _eval_source(args.data, class_names)
         out = Path(args.output) if args.output else Path("runs") / "eval" / f"{folder.parent.name}-v{folder.name}-{data_name}"
@@ -207,6 +227,9 @@ def cmd_predict(args) -> int:
             print(f"error: {path}: cannot decode image ({e.message.splitlines()[0][:120]})", file=sys.stderr)
             failures += 1
             continue
+        if "boxes" in out:
+            _report_detections(path, out, args)
+            continue
         k = min(args.top_k, out["class_ids"].shape[-1])
         names = [n.decode() for n in out["class_names"].numpy()[0][:k]]
         scores = [float(s) for s in out["scores"].numpy()[0][:k]]
@@ -215,6 +238,35 @@ def cmd_predict(args) -> int:
         else:
             print(f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(names, scores)))
     return 2 if failures else 0
+
+
+def _report_detections(path: Path, out, args) -> None:
+    """Prints a detector's boxes (original pixels) and draws them onto a copy of the image."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    n = int(out["num_detections"].numpy()[0])
+    boxes = out["boxes"].numpy()[0][:n]
+    names = [x.decode() for x in out["class_names"].numpy()[0][:n]]
+    scores = out["scores"].numpy()[0][:n]
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")  # the graph honours EXIF orientation too
+    draw = ImageDraw.Draw(image)
+    for (x0, y0, x1, y1), name, score in zip(boxes, names, scores):
+        draw.rectangle([x0, y0, x1, y1], outline=(230, 40, 40), width=max(2, image.width // 200))
+        draw.text((x0 + 3, y0 + 2), f"{name} {score:.2f}", fill=(230, 40, 40))
+    target = Path(args.output_dir) / f"{path.stem}_detections.png"
+    from kerascv_tl.utils.io import atomic_path
+
+    with atomic_path(target, suffix=".png") as tmp:
+        image.save(tmp)
+    if args.json:
+        print(json.dumps({"image": str(path), "annotated": str(target), "detections": [
+            {"box_xyxy": [round(float(v), 1) for v in box], "class": name, "score": round(float(score), 4)}
+            for box, name, score in zip(boxes, names, scores)]}))
+        return
+    print(f"{path}: {n} detection(s) -> {target}")
+    for box, name, score in zip(boxes, names, scores):
+        print(f"  {name} {score:.3f} at ({box[0]:.0f}, {box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f})")
 
 
 def cmd_backbones(args) -> int:

@@ -60,6 +60,7 @@ class DataConfig:
     format: str = field(default="auto", metadata=_choices("auto", "folder", "csv", "tfds", "coco", "voc", "yolo",
                                                            "pennfudan"))
     image_root: str | None = None  # COCO: folder the JSON's file names are relative to (default: the JSON's folder)
+    val_image_root: str | None = None  # COCO validation images (default: image_root)
     classes: str | None = None  # YOLO: names YAML (Ultralytics style)
     max_boxes: int = 100  # detection: boxes per image after padding
     image_size: int = 224

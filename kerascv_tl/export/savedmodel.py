@@ -140,7 +140,9 @@ def export_detector(
     def serve_images(images):
         return tf.map_fn(detect, images, fn_output_signature=spec)
 
-    model.prediction_decoder = decoder  # traced into the endpoints below; restored afterwards
+    # ExportArchive traces the endpoints when it writes them out, so the export's decoder stays in place
+    # until the archive is written; then the model gets its own decoder back.
+    model.prediction_decoder = decoder
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
@@ -148,12 +150,13 @@ def export_detector(
                              input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         archive.add_endpoint(SERVING_IMAGES, serve_images,
                              input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+        outputs_doc = ["boxes (xyxy, original pixels)", "scores", "class_ids", "class_names", "num_detections"]
+        return _write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
+                                {"image_size": size, "score_threshold": score_threshold, "iou_threshold": iou_threshold,
+                                 "max_detections": max_detections,
+                                 "resize": "letterbox (resize longer side, pad bottom/right)"})
     finally:
         model.prediction_decoder = previous
-    outputs_doc = ["boxes (xyxy, original pixels)", "scores", "class_ids", "class_names", "num_detections"]
-    return _write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
-                            {"image_size": size, "score_threshold": score_threshold, "iou_threshold": iou_threshold,
-                             "max_detections": max_detections, "resize": "letterbox (resize longer side, pad bottom/right)"})
 
 
 def _write_versioned(archive, base_dir, version, card, class_names, outputs_doc, details) -> Path:

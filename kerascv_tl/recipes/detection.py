@@ -50,10 +50,10 @@ class DetectionSetup:
         return self.train.class_names
 
 
-def read_source(spec: str, data_config, class_names=None) -> det.DetectionSource:
+def read_source(spec: str, data_config, class_names=None, image_root: str | None = None) -> det.DetectionSource:
     fmt = data_config.format
     if fmt == "coco" or (fmt == "auto" and spec.lower().endswith(".json")):
-        source = det.coco_source(spec, data_config.image_root)
+        source = det.coco_source(spec, image_root or data_config.image_root)
     elif fmt == "voc":
         source = det.voc_source(spec, class_names)
     elif fmt == "yolo":
@@ -72,7 +72,7 @@ def read_source(spec: str, data_config, class_names=None) -> det.DetectionSource
 def load_sources(data_config, seed: int) -> tuple[det.DetectionSource, det.DetectionSource]:
     train = read_source(data_config.train, data_config)
     if data_config.val:
-        val = read_source(data_config.val, data_config, train.class_names)
+        val = read_source(data_config.val, data_config, train.class_names, data_config.val_image_root)
     else:
         val_count = int(round(len(train.records) * data_config.val_fraction))
         train, val = det.split_source(train, val_count, seed)
@@ -140,8 +140,13 @@ def predict_source(model: keras.Model, source: det.DetectionSource, image_size: 
     ground_truth, predictions, samples = [], [], []
     try:
         for images, targets in det.detection_dataset(source, image_size, batch_size, training=False):
-            out = model.predict(images, verbose=0)  # predict_on_batch trips KerasHub's predict_step
-            for i in range(images.shape[0]):
+            count = int(images.shape[0])
+            # Every call gets the same batch size: a short last batch would make Keras retrace with an
+            # unknown batch size, which KerasHub's NMS cannot trace ("Expected int32, but got None").
+            padded = np.zeros((batch_size, *images.shape[1:]), np.float32)
+            padded[:count] = images.numpy()
+            out = model.predict(padded, batch_size=batch_size, verbose=0)
+            for i in range(count):
                 n = int(out["num_detections"][i])
                 keep = targets["labels"][i].numpy() >= 0
                 gt = {"boxes": targets["boxes"][i].numpy()[keep], "labels": targets["labels"][i].numpy()[keep]}

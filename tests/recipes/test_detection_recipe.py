@@ -1,0 +1,55 @@
+import json
+
+import pytest
+
+from kerascv_tl.cli import main
+from kerascv_tl.config import load_config
+from kerascv_tl.recipes import train
+
+
+@pytest.fixture(scope="module")
+def detection_run(tmp_path_factory):
+    from kerascv_tl.data.synthetic import write_detection_dataset
+
+    root = write_detection_dataset(tmp_path_factory.mktemp("shapes_det"), num_train=16, num_val=8, image_size=64, seed=0)
+    config = load_config(None, [
+        "task=detection", "recipe=fine_tune", "data.format=coco", "data.image_size=64",
+        f"data.train={root}/annotations/instances_train.json", f"data.val={root}/annotations/instances_val.json",
+        f"data.image_root={root}/images/train", f"data.val_image_root={root}/images/val", "backbone.weights=none",
+        "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.monitor=val_loss",
+        "train.early_stopping_patience=0", "export.score_threshold=0.0", "export.max_detections=10"])
+    run_dir = tmp_path_factory.mktemp("runs") / "det"
+    run, metrics = train(config, output=run_dir, verbose=0)
+    return run, metrics, root
+
+
+def test_detection_run_writes_coco_metrics_overlays_and_card(detection_run):
+    run, metrics, _ = detection_run
+    for key in ("map_50_95", "map_50", "map_75", "ar_100", "per_class"):
+        assert key in metrics
+    assert set(metrics["per_class"]) == {"circle", "square", "triangle"} and metrics["num_images"] == 8
+    names = {p.name for p in run.root.iterdir()}
+    assert {"model.keras", "metrics.json", "model_card.json", "detections.png", "training_curves.png",
+            "history_head.csv", "history_fine_tune.csv"} <= names
+    card = json.loads((run.root / "model_card.json").read_text())
+    assert card["task"] == "detection" and "letterbox" in card["input"]["resize"]
+
+
+def test_cli_exports_and_draws_detections(detection_run, tmp_path, capsys):
+    run, _, root = detection_run
+    assert main(["export", str(run.root), "--output", str(tmp_path / "det")]) == 0
+    image = sorted((root / "images" / "val").glob("*.png"))[0]
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "det"), str(image), "--json", "--output-dir", str(tmp_path / "out")]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert len(line["detections"]) <= 10 and line["annotated"] == str(tmp_path / "out" / f"{image.stem}_detections.png")
+    from PIL import Image
+
+    with Image.open(line["annotated"]) as annotated, Image.open(image) as original:
+        assert annotated.size == original.size  # drawn on a copy at the original resolution
+    for detection in line["detections"]:
+        x0, y0, x1, y1 = detection["box_xyxy"]
+        assert 0 <= x0 <= x1 <= 64 and 0 <= y0 <= y1 <= 64 and detection["class"] in {"circle", "square", "triangle"}
+    assert main(["evaluate", str(run.root), "--data", str(root / "annotations" / "instances_train.json"),
+                 "--output", str(tmp_path / "eval")]) == 0  # image_root of the run: the training images
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 16
