@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from PIL import Image
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,3 +23,16 @@ def tiny_overrides(shapes: Path, **extra) -> list[str]:
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
+
+
+def assert_png(path):
+    assert path.is_file() and path.stat().st_size > 0
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size[0] > 0 and image.size[1] > 0
+        image.load()  # decodes the whole file: a truncated PNG fails here
+
+
+def folder_holds_only(folder, *names):
+    # No ".name.xxxx.tmp.png" left behind by the atomic write.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names)

@@ -52,6 +52,16 @@ def backbone_info(backbone: Backbone) -> dict:
     }
 
 
+def backbone_from_config(config) -> Backbone:
+    """The `backbone:` section (name, weights, optional preprocessing override) at `data.image_size`."""
+    bb = config.backbone
+    preprocessing = None
+    if bb.preprocessing is not None:
+        preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
+                         "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
+    return build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
+
+
 def setup(config, run: RunFolder) -> ClassificationSetup:
     train, val = load_classification_sources(config.data, config.seed)
     log.info("data: %d training and %d validation images, %d classes %s", len(train), len(val),
@@ -59,12 +69,7 @@ def setup(config, run: RunFolder) -> ClassificationSetup:
     run.save_class_names(train.class_names)
     strategy = resolve_strategy(config.strategy)
     with strategy.scope():
-        bb = config.backbone
-        preprocessing = None
-        if bb.preprocessing is not None:
-            preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
-                             "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
-        backbone = build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
+        backbone = backbone_from_config(config)
         model = classifier(backbone, train.num_classes, dropout=config.head.dropout)
     atomic_write_json(run / "backbone.json", backbone_info(backbone))
     return ClassificationSetup(config, run, train, val, backbone, model, strategy)

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from kerascv_tl.backbones import Backbone, build_backbone
+from kerascv_tl.backbones import Backbone
 from kerascv_tl.data import detection as det
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.distribute import resolve_strategy
 from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid
 from kerascv_tl.evaluation.plots import plot_training_curves
 from kerascv_tl.export.card import model_card
-from kerascv_tl.recipes.classification import backbone_info
+from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
 from kerascv_tl.recipes.fine_tune import warmup_cosine
 from kerascv_tl.recipes.runner import RunFolder, fit_phase, restore_best, steps_per_epoch
 from kerascv_tl.tasks import detector, freeze_backbone, unfreeze_backbone
@@ -91,12 +91,7 @@ def setup(config, run: RunFolder) -> DetectionSetup:
     run.save_class_names(train.class_names)
     strategy = resolve_strategy(config.strategy)
     with strategy.scope():
-        bb = config.backbone
-        preprocessing = None
-        if bb.preprocessing is not None:
-            preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
-                             "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
-        backbone = build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
+        backbone = backbone_from_config(config)
         model = detector(backbone, len(train.class_names))
     atomic_write_json(run / "backbone.json", backbone_info(backbone))
     return DetectionSetup(config, run, train, val, backbone, model, strategy)

@@ -18,6 +18,8 @@ from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 from PIL import Image
 
+from support import assert_png, folder_holds_only
+
 from kerascv_tl.evaluation import detection
 from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid, plot_detections
 
@@ -244,18 +246,6 @@ def test_invalid_class_names_raise(names):
 
 # ------------------------------------------------------------------------------------------------ overlays
 
-
-def assert_png(path):
-    assert path.is_file() and path.stat().st_size > 0
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        assert image.size[0] > 0 and image.size[1] > 0
-        image.load()  # decodes the whole file: a truncated PNG fails here
-
-
-def folder_holds_only(folder, *names):
-    # No ".name.xxxx.tmp.png" left behind by the atomic write.
-    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
+from support import assert_png, folder_holds_only
+
 from kerascv_tl.evaluation import plots
 from kerascv_tl.evaluation.plots import (
     plot_confusion_matrix,
@@ -16,18 +18,6 @@ from kerascv_tl.evaluation.plots import (
 
 HEADER = "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
 
-
-def assert_png(path):
-    assert path.is_file() and path.stat().st_size > 0
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        assert image.size[0] > 0 and image.size[1] > 0
-        image.load()  # decodes the whole file: a truncated PNG fails here
-
-
-def folder_holds_only(folder, *names):
-    # No ".name.xxxx.tmp.png" left behind by the atomic write.
-    assert sorted(p.name for p in folder.iterdir()) == sorted(names)
 
 
 @pytest.fixture
