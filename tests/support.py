@@ -36,3 +36,16 @@ def assert_png(path):
 def folder_holds_only(folder, *names):
     # No ".name.xxxx.tmp.png" left behind by the atomic write.
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)
+
+
+def capture_saved_figures(monkeypatch, module) -> list:
+    """Patches `module._save` to record every matplotlib Figure it writes, so tests can inspect them."""
+    captured = []
+    original = module._save
+
+    def save(figure, path):
+        captured.append(figure)
+        return original(figure, path)
+
+    monkeypatch.setattr(module, "_save", save)
+    return captured

@@ -18,7 +18,7 @@ from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from support import assert_png, folder_holds_only
+from support import assert_png, capture_saved_figures, folder_holds_only
 
 from kerascv_tl.evaluation import detection
 from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid, plot_detections
@@ -247,19 +247,10 @@ def test_invalid_class_names_raise(names):
 # ------------------------------------------------------------------------------------------------ overlays
 
 
-
 @pytest.fixture
 def figures(monkeypatch):
     """Figures passed to the writer, to look inside what was drawn."""
-    captured = []
-    original = detection._save
-
-    def save(figure, path):
-        captured.append(figure)
-        return original(figure, path)
-
-    monkeypatch.setattr(detection, "_save", save)
-    return captured
+    return capture_saved_figures(monkeypatch, detection)
 
 
 def rectangles(axes):

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from support import assert_png, folder_holds_only
+from support import assert_png, capture_saved_figures, folder_holds_only
 
 from kerascv_tl.evaluation import plots
 from kerascv_tl.evaluation.plots import (
@@ -19,19 +19,10 @@ from kerascv_tl.evaluation.plots import (
 HEADER = "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
 
 
-
 @pytest.fixture
 def figures(monkeypatch):
     """Figures passed to the writer, to look inside what was drawn."""
-    captured = []
-    original = plots._save
-
-    def save(figure, path):
-        captured.append(figure)
-        return original(figure, path)
-
-    monkeypatch.setattr(plots, "_save", save)
-    return captured
+    return capture_saved_figures(monkeypatch, plots)
 
 
 def texts(figure):
