@@ -92,6 +92,7 @@ def test_backbones_lists_the_registry(capsys):
     out = capsys.readouterr().out
     for name in ("resnet50", "resnet101", "resnet152", "resnet50_v2", "mobilenet_v2", "mobilenet_v3_small",
                  "mobilenet_v3_large", "efficientnet_b0", "efficientnetv2_b0", "convnext_tiny", "vit_tiny16",
-                 "vit_base16"):
+                 "vit_base16", "hub_resnet18", "hub_resnet50"):
         assert f"\n{name} " in out
     assert "2,257,984" in out  # MobileNetV2 without its top, as keras.applications counts it
+    assert "23,561,152" in out  # KerasHub's resnet_50_imagenet preset metadata gives the same count

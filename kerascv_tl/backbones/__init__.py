@@ -31,6 +31,12 @@ class Backbone:
 
     @property
     def pyramid_layers(self) -> dict[int, str]:
+        """Stride -> layer name: the net's own `pyramid_outputs` (KerasHub conv backbones) when it has
+        them, else read off the built model's output shapes."""
+        native = getattr(self.model, "pyramid_outputs", None) or {}
+        levels = {stride: native.get(f"P{stride.bit_length() - 1}") for stride in self.pyramid_strides}
+        if self.pyramid_strides and all(tensor is not None for tensor in levels.values()):
+            return {stride: _layer_producing(self.model, tensor) for stride, tensor in levels.items()}
         return pyramid_layer_names(self.model, self.pyramid_strides)
 
 
@@ -62,6 +68,13 @@ def build_backbone(
         preprocessing = Preprocessing.from_dict(preprocessing, source="config backbone.preprocessing")
     chosen = preprocessing or resolved.preprocessing or default_pre
     return Backbone(resolved.model, name, size, chosen, pooling, resolved.source, strides)
+
+
+def _layer_producing(model: keras.Model, tensor) -> str:
+    for layer in model.layers:
+        if layer.output is tensor:
+            return layer.name
+    raise ValueError(f"{model.name}: no layer outputs its pyramid tensor {tensor.name}")
 
 
 def _is_dir(path: str) -> bool:

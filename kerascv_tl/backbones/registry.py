@@ -61,9 +61,29 @@ def _vit(patch_size: int, num_layers: int, num_heads: int, hidden_dim: int, mlp_
     return build
 
 
+def _hub_resnet(blocks: list[int], block_type: str) -> Builder:
+    def build(input_shape, weights):
+        import keras_hub
+
+        if weights is not None:
+            raise ValueError("KerasHub ResNet weights come from a KerasHub preset; the registry resolves them")
+        return keras_hub.models.ResNetBackbone(
+            input_conv_filters=[64],
+            input_conv_kernel_sizes=[7],
+            stackwise_num_filters=[64, 128, 256, 512],
+            stackwise_num_blocks=blocks,
+            stackwise_num_strides=[1, 2, 2, 2],
+            block_type=block_type,
+            image_shape=input_shape,
+        )
+
+    return build
+
+
 A = keras.applications
 _CAFFE = Preprocessing.keras_mode("caffe")
 _TF = Preprocessing.keras_mode("tf")
+_TORCH = Preprocessing.keras_mode("torch")
 _INSIDE = Preprocessing.keras_mode("none")
 
 _SPECS = [
@@ -77,6 +97,16 @@ _SPECS = [
     BackboneSpec("efficientnet_b0", "keras.applications", _applications(A.EfficientNetB0), 224, _INSIDE),
     BackboneSpec("efficientnetv2_b0", "keras.applications", _applications(A.EfficientNetV2B0), 224, _INSIDE),
     BackboneSpec("convnext_tiny", "keras.applications", _applications(A.ConvNeXtTiny), 224, _INSIDE),
+    BackboneSpec(
+        "hub_resnet18", "keras_hub", _hub_resnet([2, 2, 2, 2], "basic_block"), 224, _TORCH,
+        imagenet_preset="resnet_18_imagenet",
+        description="KerasHub ResNet-18; weights=imagenet loads KerasHub's resnet_18_imagenet",
+    ),
+    BackboneSpec(
+        "hub_resnet50", "keras_hub", _hub_resnet([3, 4, 6, 3], "bottleneck_block"), 224, _TORCH,
+        imagenet_preset="resnet_50_imagenet",
+        description="KerasHub ResNet-50; weights=imagenet loads KerasHub's resnet_50_imagenet",
+    ),
     BackboneSpec(
         "vit_tiny16", "keras_hub", _vit(16, 12, 3, 192, 768), 224,
         Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),

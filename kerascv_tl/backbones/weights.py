@@ -24,6 +24,7 @@ from kerascv_tl.backbones.registry import BackboneSpec
 log = logging.getLogger(__name__)
 
 NO_WEIGHTS = {None, "", "none", "random"}
+DEFAULT_PRESET_IMAGE_SIZE = 224  # for size-agnostic presets when no image size is asked for
 # How long one connection attempt may hang before an offline machine is declared offline.
 _NETWORK_TIMEOUT_S = 5.0
 
@@ -207,8 +208,19 @@ def load_preset(handle: str, image_size: int | None) -> ResolvedWeights:
     shape = getattr(model, "image_shape", None)
     if image_size is not None and shape is not None and shape[0] is not None and tuple(shape[:2]) != (image_size, image_size):
         raise WeightsError(f"preset {handle} expects {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
+    if shape is not None and shape[0] is None:
+        model = _with_fixed_image_size(model, image_size or DEFAULT_PRESET_IMAGE_SIZE)
     source = {"kind": "preset", "handle": handle, "class": type(model).__name__}
     return ResolvedWeights(model, source, _preset_preprocessing(handle))
+
+
+def _with_fixed_image_size(model: keras.Model, image_size: int) -> keras.Model:
+    """A size-agnostic preset (KerasHub ResNet is saved with image_shape (None, None, 3)) rebuilt at a fixed
+    size, so its pyramid levels have static shapes the detection and segmentation heads can plan for."""
+    config = {**model.get_config(), "image_shape": (image_size, image_size, 3)}
+    fixed = type(model).from_config(config)
+    fixed.set_weights(model.get_weights())
+    return fixed
 
 
 def _preset_preprocessing(handle: str) -> Preprocessing | None:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import kerascv_tl
-from kerascv_tl.backbones import WeightsError, build_backbone
+from kerascv_tl.backbones import WeightsError, build_backbone, get_backbone_spec
 from kerascv_tl.backbones.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from kerascv_tl.backbones.weights import keras_cache_dir
 
@@ -293,8 +293,31 @@ def test_unreachable_preset_handle_fails_fast(tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="vit_base_patch16_224_imagenet"):
         build_backbone("vit_base16", weights="imagenet", image_size=224)
     assert time.monotonic() - start < 15
+    with pytest.raises(WeightsError, match="resnet_50_imagenet"):
+        build_backbone("hub_resnet50", weights="imagenet", image_size=64)
 
 
 def test_vit_without_imagenet_preset_says_so():
     with pytest.raises(WeightsError, match="vit_tiny16 has no ImageNet preset"):
         build_backbone("vit_tiny16", weights="imagenet", image_size=32)
+
+
+def test_size_agnostic_keras_hub_resnet_preset_is_rebuilt_at_the_asked_size(tmp_path):
+    # KerasHub saves ResNet presets with image_shape (None, None, 3); the pyramid heads need static shapes.
+    import keras_hub
+
+    original = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+    )
+    original.save_to_preset(str(tmp_path))
+    backbone = build_backbone("hub_resnet18", weights=str(tmp_path), image_size=64)
+    assert backbone.model.input_shape == (None, 64, 64, 3)
+    assert backbone.weights_source == {"kind": "preset", "handle": str(tmp_path), "class": "ResNetBackbone"}
+    assert backbone.preprocessing == get_backbone_spec("hub_resnet18").preprocessing  # no converter saved
+    _assert_same_weights(backbone.model, original)
+    x = np.random.default_rng(3).normal(size=(2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(_run(backbone.model, x), _run(original, x), atol=1e-5)
+    # The net's own pyramid_outputs name the taps.
+    assert backbone.pyramid_layers == {8: "stack1_block1_out", 16: "stack2_block1_out", 32: "stack3_block1_out"}
+    assert build_backbone(str(tmp_path)).model.input_shape == (None, 224, 224, 3)

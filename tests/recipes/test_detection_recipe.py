@@ -2,6 +2,8 @@ import json
 
 import pytest
 
+from support import PROJECT_ROOT
+
 from kerascv_tl.cli import main
 from kerascv_tl.config import load_config
 from kerascv_tl.recipes import train
@@ -53,3 +55,31 @@ def test_cli_exports_and_draws_detections(detection_run, tmp_path, capsys):
     assert main(["evaluate", str(run.root), "--data", str(root / "annotations" / "instances_train.json"),
                  "--output", str(tmp_path / "eval")]) == 0  # image_root of the run: the training images
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 16
+
+
+def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detection_run, tmp_path, capsys):
+    # The KerasHub path a user with a downloaded preset takes: backbone.weights is the preset folder.
+    import keras_hub
+
+    _, _, root = detection_run
+    preset = tmp_path / "resnet18_preset"
+    keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+    ).save_to_preset(str(preset))
+    run_dir = tmp_path / "run"
+    overrides = ["data.image_size=64", "backbone.name=hub_resnet18", f"backbone.weights={preset}",
+                 f"data.train={root}/annotations/instances_train.json", f"data.val={root}/annotations/instances_val.json",
+                 f"data.image_root={root}/images/train", f"data.val_image_root={root}/images/val",
+                 "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.early_stopping_patience=0",
+                 "export.score_threshold=0.0", "export.max_detections=5"]
+    args = ["train", str(PROJECT_ROOT / "recipes" / "shapes_detection.yaml"), "--output", str(run_dir)]
+    assert main(args + [item for value in overrides for item in ("--set", value)]) == 0
+    card = json.loads((run_dir / "model_card.json").read_text())
+    assert card["backbone"]["name"] == "hub_resnet18"
+    assert card["backbone"]["weights_source"] == {"kind": "preset", "handle": str(preset), "class": "ResNetBackbone"}
+    assert main(["export", str(run_dir), "--output", str(tmp_path / "served")]) == 0
+    image = sorted((root / "images" / "val").glob("*.png"))[0]
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "served"), str(image), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip())["detections"]) == 5

@@ -64,3 +64,24 @@ def test_freeze_helpers_reach_the_tapped_backbone_only(model):
     trainable = {w.path.split("/")[0] for w in features.trainable_weights}
     assert trainable and all(name.startswith(("block_16", "Conv_1")) for name in trainable)
     assert not any(isinstance(l, keras.layers.BatchNormalization) and l.trainable for l in features.layers)
+
+
+def test_keras_hub_resnet_detector_trains_saves_and_freezes(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = detector("hub_resnet18", num_classes=2, weights="none", image_size=SIZE)
+    assert model.backbone.image_encoder.get_layer("preprocessing").mean == (0.485, 0.456, 0.406)
+    x, y = _batch()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    losses = model.fit(x, y, epochs=3, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    predictions = model.predict(x, verbose=0)
+    path = tmp_path / "hub_resnet_detector.keras"
+    model.save(path)
+    again = keras.saving.load_model(path).predict(x, verbose=0)
+    np.testing.assert_allclose(again["boxes"], predictions["boxes"], atol=1e-4)
+
+    freeze_backbone(model)
+    assert not get_backbone(model).trainable_weights
+    assert unfreeze_backbone(model, top_blocks=2) == ["stack3_block0", "stack3_block1"]
+    trainable = {w.path.split("/")[0] for w in get_backbone(model).trainable_weights}
+    assert trainable and all(name.startswith("stack3_") for name in trainable)
