@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "classifier": "kerascv_tl.tasks",
     "detector": "kerascv_tl.tasks",
+    "segmenter": "kerascv_tl.tasks",
     "feature_extractor": "kerascv_tl.tasks",
     "head_model": "kerascv_tl.tasks",
     "freeze_backbone": "kerascv_tl.tasks",

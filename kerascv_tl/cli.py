@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
-    p.add_argument("--output-dir", default="predictions", help="detection: where the annotated copies go")
+    p.add_argument("--output-dir", default="predictions", help="detection and segmentation: where the annotated copies go")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("backbones", help="list registered backbones with parameter counts and input sizes")
@@ -96,6 +96,8 @@ def cmd_train(args) -> int:
     if config.task == "detection":
         print(f"validation map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f}  "
               f"map_75: {metrics['map_75']:.4f}  ar_100: {metrics['ar_100']:.4f}")
+    elif config.task == "segmentation":
+        print(_segmentation_line(metrics))
     else:
         print(f"validation accuracy: {metrics['accuracy']:.4f}" + (
             f"  top-5: {metrics['top5_accuracy']:.4f}" if "top5_accuracy" in metrics else ""))
@@ -104,9 +106,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _segmentation_line(metrics: dict) -> str:
+    per_class = ", ".join(f"{name} {iou:.4f}" for name, iou in list(metrics["per_class_iou"].items())[:6]
+                          if iou is not None)
+    return (f"validation miou: {metrics['miou']:.4f}  pixel accuracy: {metrics['pixel_accuracy']:.4f}  "
+            f"fw_iou: {metrics['fw_iou']:.4f}  per class: {per_class}")
+
+
 def export_run(run_dir: str | Path, output: str | Path | None = None, version: int | None = None) -> Path:
     from kerascv_tl.config import load_config
-    from kerascv_tl.export import export_classifier, export_detector
+    from kerascv_tl.export import export_classifier, export_detector, export_segmenter
     from kerascv_tl.recipes import RunFolder
 
     run = RunFolder(run_dir)
@@ -119,6 +128,8 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, version: i
     if config.task == "detection":
         return export_detector(model, run.load_class_names(), base, config.export.score_threshold,
                                config.export.max_detections, config.export.iou_threshold, card, version)
+    if config.task == "segmentation":
+        return export_segmenter(model, run.load_class_names(), base, config.export.probabilities, card, version)
     return export_classifier(model, run.load_class_names(), base, config.data.crop_fraction, config.export.top_k,
                              card, version)
 
@@ -151,6 +162,21 @@ def cmd_evaluate(args) -> int:
             print(f"map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f} on "
                   f"{metrics['num_images']} images; reports in {out}")
             return 0
+        if config.task == "segmentation":
+            from kerascv_tl.data.segmentation import mask_folder_source, pennfudan_segmentation_source
+            from kerascv_tl.recipes.segmentation import evaluate_segmenter
+
+            if config.data.format == "pennfudan":
+                source = pennfudan_segmentation_source(args.data)
+            else:
+                source = mask_folder_source(args.data, config.data.classes, config.data.ignore_index)
+            if source.class_names != class_names:
+                from kerascv_tl.data.errors import DataError
+
+                raise DataError(f"{args.data}: classes {source.class_names} differ from the run's {class_names}")
+            metrics = evaluate_segmenter(model, source, config.data, out, class_names, args.batch_size)
+            print(_segmentation_line(metrics) + f" on {metrics['num_images']} images; reports in {out}")
+            return 0
         source = _eval_source(args.data, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
         metrics = evaluate_model(model, source, config.data, out, class_names, args.batch_size)
     else:
@@ -158,10 +184,11 @@ def cmd_evaluate(args) -> int:
 
         loaded, folder = load_serving(model_path)
         card = json.loads((folder / "model_card.json").read_text())
-        if card.get("task") == "detection":
+        if card.get("task") in ("detection", "segmentation"):
             from kerascv_tl.data.errors import DataError
 
-            raise DataError(f"{folder}: evaluate a detector's run folder (its SavedModel is checked against it in the tests)")
+            raise DataError(f"{folder}: evaluate the {card['task']} run folder (its SavedModel is checked against "
+                            "it in the tests)")
         class_names = card["labels"]
         source = _eval_source(args.data, class_names)
         out = Path(args.output) if args.output else Path("runs") / "eval" / f"{folder.parent.name}-v{folder.name}-{data_name}"
@@ -230,6 +257,9 @@ def cmd_predict(args) -> int:
         if "boxes" in out:
             _report_detections(path, out, args)
             continue
+        if "class_map" in out:
+            _report_segmentation(path, out, args, json.loads((folder / "model_card.json").read_text())["labels"])
+            continue
         k = min(args.top_k, out["class_ids"].shape[-1])
         names = [n.decode() for n in out["class_names"].numpy()[0][:k]]
         scores = [float(s) for s in out["scores"].numpy()[0][:k]]
@@ -267,6 +297,26 @@ def _report_detections(path: Path, out, args) -> None:
     print(f"{path}: {n} detection(s) -> {target}")
     for box, name, score in zip(boxes, names, scores):
         print(f"  {name} {score:.3f} at ({box[0]:.0f}, {box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f})")
+
+
+def _report_segmentation(path: Path, out, args, class_names) -> None:
+    """Writes a coloured overlay of the class map (original resolution) and prints the class areas."""
+    import numpy as np
+
+    from kerascv_tl.data.decode import read_image_file
+    from kerascv_tl.evaluation.segmentation import write_overlay_png
+
+    height, width = int(out["height"].numpy()[0]), int(out["width"].numpy()[0])
+    class_map = out["class_map"].numpy()[0][:height, :width]
+    target = write_overlay_png(read_image_file(path), class_map, len(class_names),
+                               Path(args.output_dir) / f"{path.stem}_segmentation.png")
+    counts = np.bincount(class_map.ravel(), minlength=len(class_names))
+    areas = {name: round(float(c) / class_map.size, 4) for name, c in zip(class_names, counts) if c}
+    if args.json:
+        print(json.dumps({"image": str(path), "overlay": str(target), "size": [width, height], "class_fractions": areas}))
+        return
+    print(f"{path}: {width}x{height} -> {target}")
+    print("  " + ", ".join(f"{name} {fraction:.1%}" for name, fraction in areas.items()))
 
 
 def cmd_backbones(args) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Union
 import yaml
 
 RECIPES = ("feature_extraction", "fine_tune")
-TASKS = ("classification", "detection")
+TASKS = ("classification", "detection", "segmentation")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -57,11 +57,13 @@ class DataConfig:
     # detection: COCO instances JSON, VOC folder, YOLO images folder, or the pennfudan folder
     train: str = ""
     val: str | None = None  # same kinds; None -> seeded split of `train`
+    # segmentation: a folder with images/ and masks/ (matched by file stem), or the pennfudan folder
     format: str = field(default="auto", metadata=_choices("auto", "folder", "csv", "tfds", "coco", "voc", "yolo",
-                                                           "pennfudan"))
+                                                           "pennfudan", "masks"))
     image_root: str | None = None  # COCO: folder the JSON's file names are relative to (default: the JSON's folder)
     val_image_root: str | None = None  # COCO validation images (default: image_root)
-    classes: str | None = None  # YOLO: names YAML (Ultralytics style)
+    classes: str | None = None  # YOLO names YAML; segmentation: YAML/JSON (list or {mask id: name}) or "a,b,c"
+    ignore_index: int = 255  # segmentation: mask value excluded from the loss and every metric
     max_boxes: int = 100  # detection: boxes per image after padding
     image_size: int = 224
     crop_fraction: float = 0.875  # eval: resize shorter side to image_size / crop_fraction, centre-crop
@@ -85,6 +87,9 @@ class BackboneConfig:
 @dataclass
 class HeadConfig:
     dropout: float = 0.2
+    # segmentation: deeplabv3 (any conv backbone) or segformer (MiT, or a conv backbone's pyramid); auto picks
+    # segformer for mit_* backbones, else deeplabv3
+    architecture: str = field(default="auto", metadata=_choices("auto", "deeplabv3", "segformer"))
 
 
 @dataclass
@@ -114,6 +119,7 @@ class ExportConfig:
     score_threshold: float = 0.3  # detection
     max_detections: int = 100  # detection
     iou_threshold: float = 0.5  # detection NMS
+    probabilities: bool = False  # segmentation: also return class probabilities at model resolution
 
 
 @dataclass

@@ -159,7 +159,9 @@ def test_wrong_type_names_the_key(override, key, expected):
         ("recipe=transfer", ("feature_extraction", "fine_tune")),
         ("strategy=gpu", ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")),
         ("train.optimizer=rmsprop", ("adam", "adamw", "sgd")),
-        ("data.format=parquet", ("auto", "folder", "csv", "tfds")),
+        ("data.format=parquet", ("auto", "folder", "csv", "tfds", "pennfudan", "masks")),
+        ("task=keypoints", ("classification", "detection", "segmentation")),
+        ("head.architecture=unet", ("auto", "deeplabv3", "segformer")),
     ],
 )
 def test_choice_fields_list_allowed_values(override, allowed):

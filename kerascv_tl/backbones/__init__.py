@@ -31,13 +31,16 @@ class Backbone:
 
     @property
     def pyramid_layers(self) -> dict[int, str]:
-        """Stride -> layer name: the net's own `pyramid_outputs` (KerasHub conv backbones) when it has
-        them, else read off the built model's output shapes."""
-        native = getattr(self.model, "pyramid_outputs", None) or {}
-        levels = {stride: native.get(f"P{stride.bit_length() - 1}") for stride in self.pyramid_strides}
-        if self.pyramid_strides and all(tensor is not None for tensor in levels.values()):
-            return {stride: _layer_producing(self.model, tensor) for stride, tensor in levels.items()}
-        return pyramid_layer_names(self.model, self.pyramid_strides)
+        return self.pyramid_layers_at(self.pyramid_strides)
+
+    def pyramid_layers_at(self, strides) -> dict[int, str]:
+        """Stride -> layer name: the net's own `pyramid_outputs` (KerasHub conv backbones) when they cover
+        `strides`, else the deepest layer at each stride read off the built model's output shapes."""
+        strides = tuple(int(s) for s in strides)
+        native = _native_pyramid(self.model)
+        if strides and all(s in native for s in strides):
+            return {s: native[s] for s in strides}
+        return pyramid_layer_names(self.model, strides)
 
 
 def build_backbone(
@@ -70,11 +73,18 @@ def build_backbone(
     return Backbone(resolved.model, name, size, chosen, pooling, resolved.source, strides)
 
 
-def _layer_producing(model: keras.Model, tensor) -> str:
-    for layer in model.layers:
-        if layer.output is tensor:
-            return layer.name
-    raise ValueError(f"{model.name}: no layer outputs its pyramid tensor {tensor.name}")
+def _native_pyramid(model: keras.Model) -> dict[int, str]:
+    """Stride -> producing layer of each `pyramid_outputs` tensor, strides measured (KerasHub names levels
+    differently per family: ResNet's P3 is stride 8, MiT's P3 stride 16)."""
+    outputs = getattr(model, "pyramid_outputs", None) or {}
+    height = model.input_shape[1]
+    found = {}
+    for tensor in outputs.values():
+        if height and tensor.shape[1]:
+            producer = next((layer.name for layer in model.layers if layer.output is tensor), None)
+            if producer is not None:
+                found[int(round(height / tensor.shape[1]))] = producer
+    return found
 
 
 def _is_dir(path: str) -> bool:

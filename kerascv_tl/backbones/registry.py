@@ -80,6 +80,18 @@ def _hub_resnet(blocks: list[int], block_type: str) -> Builder:
     return build
 
 
+def _mit_b0(input_shape, weights):
+    import keras_hub
+
+    if weights is not None:
+        raise ValueError("MiT weights come from a KerasHub preset; the registry resolves them")
+    return keras_hub.models.MiTBackbone(
+        layerwise_depths=[2, 2, 2, 2], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+        layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
+        layerwise_strides=[4, 2, 2, 2], hidden_dims=[32, 64, 160, 256], image_shape=input_shape,
+    )
+
+
 A = keras.applications
 _CAFFE = Preprocessing.keras_mode("caffe")
 _TF = Preprocessing.keras_mode("tf")
@@ -106,6 +118,11 @@ _SPECS = [
         "hub_resnet50", "keras_hub", _hub_resnet([3, 4, 6, 3], "bottleneck_block"), 224, _TORCH,
         imagenet_preset="resnet_50_imagenet",
         description="KerasHub ResNet-50; weights=imagenet loads KerasHub's resnet_50_imagenet",
+    ),
+    BackboneSpec(
+        "mit_b0", "keras_hub", _mit_b0, 224, _TORCH,
+        description="Mix Transformer B0, SegFormer's encoder; KerasHub's MiT presets are trained on ADE20K or "
+                    "Cityscapes (e.g. mit_b0_ade20k_512): pass a preset handle or folder as weights",
     ),
     BackboneSpec(
         "vit_tiny16", "keras_hub", _vit(16, 12, 3, 192, 768), 224,

@@ -18,6 +18,7 @@ BLOCK_PATTERNS = (
     r"^(block\d+[a-z])_",  # EfficientNet, EfficientNetV2
     r"^(.+_stage_\d+_block_\d+)_",  # ConvNeXt
     r"^(stack\d+_block\d+)_",  # KerasHub ResNet
+    r"^(hierarchical_encoder_\d+_\d+)$",  # KerasHub MiT (SegFormer's encoder)
 )
 
 

@@ -11,7 +11,8 @@ import tensorflow as tf
 import kerascv_tl
 
 HEADLINE_METRICS = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples",
-                    "map_50_95", "map_50", "map_75", "ar_100", "num_images")
+                    "map_50_95", "map_50", "map_75", "ar_100", "miou", "per_class_iou", "pixel_accuracy", "fw_iou",
+                    "num_images")
 
 
 def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics: dict | None = None,
@@ -25,6 +26,8 @@ def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics:
     size, crop = config.data.image_size, config.data.crop_fraction
     if config.task == "detection":
         resize = f"letterbox: longer side to {size}, pad bottom/right to {size}x{size}; boxes map back to original pixels"
+    elif config.task == "segmentation":
+        resize = f"stretch to {size}x{size} (bilinear, antialiased); logits resized back to the original size"
     else:
         resize = f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased"
     return {

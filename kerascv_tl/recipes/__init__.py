@@ -21,7 +21,7 @@ def default_run_dir(config, config_path: str | None) -> Path:
 def train(config, output: str | Path | None = None, overwrite: bool = False, config_path: str | None = None,
           verbose: int = 2) -> tuple[RunFolder, dict]:
     """Runs the config's recipe in a run folder (resuming an interrupted one); returns (run, metrics)."""
-    from kerascv_tl.recipes import classification, detection, feature_extraction, fine_tune
+    from kerascv_tl.recipes import classification, detection, feature_extraction, fine_tune, segmentation
 
     started = time.time()
     run = RunFolder(output or default_run_dir(config, config_path))
@@ -34,6 +34,11 @@ def train(config, output: str | Path | None = None, overwrite: bool = False, con
         detection.run(setup, verbose=verbose)
         metrics = detection.finish(setup, started)
         headline = f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"
+    elif config.task == "segmentation":
+        setup = segmentation.setup(config, run)
+        segmentation.run(setup, verbose=verbose)
+        metrics = segmentation.finish(setup, started)
+        headline = f"miou {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f}"
     else:
         setup = classification.setup(config, run)
         recipe = {"feature_extraction": feature_extraction.run, "fine_tune": fine_tune.run}[config.recipe]

@@ -1,9 +1,8 @@
 """Object detection recipes: RetinaNet on a registry backbone.
 
-`feature_extraction`: backbone frozen, the FPN and heads train. `fine_tune`: that warm-up (phase
-"head", `train.head_epochs`), then the top `train.unfreeze` backbone blocks train too at
-`train.fine_tune_learning_rate` with warmup + cosine decay (phase "fine_tune"). The best checkpoint by
-`train.monitor` (default for detection: val_loss) is kept; COCO metrics come from pycocotools.
+`feature_extraction`: backbone frozen, the FPN and heads train. `fine_tune`: that warm-up, then the
+backbone too (`recipes.phases.fit_head_then_backbone`). The best checkpoint by `train.monitor` (use
+val_loss for detection) is kept; COCO metrics come from pycocotools.
 """
 
 from __future__ import annotations
@@ -23,10 +22,9 @@ from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detecti
 from kerascv_tl.evaluation.plots import plot_training_curves
 from kerascv_tl.export.card import model_card
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
-from kerascv_tl.recipes.fine_tune import warmup_cosine
-from kerascv_tl.recipes.runner import RunFolder, fit_phase, restore_best, steps_per_epoch
-from kerascv_tl.tasks import detector, freeze_backbone, unfreeze_backbone
-from kerascv_tl.tasks.freeze import parse_unfreeze
+from kerascv_tl.recipes.phases import fit_head_then_backbone
+from kerascv_tl.recipes.runner import RunFolder
+from kerascv_tl.tasks import detector
 from kerascv_tl.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -107,20 +105,8 @@ def run(s: DetectionSetup, verbose: int = 2) -> None:
     size, batch = config.data.image_size, train_config.batch_size
     train_data = det.detection_dataset(s.train, size, batch, True, config.seed, config.data.max_boxes)
     val_data = det.detection_dataset(s.val, size, batch, False, config.seed, config.data.max_boxes).cache()
-    head_epochs = train_config.head_epochs if config.recipe == "fine_tune" else train_config.epochs
-    with s.strategy.scope():
-        freeze_backbone(s.model)
-        _compile(s.model, train_config.learning_rate)
-    fit_phase(s.run, "head", s.model, train_data, val_data, head_epochs, train_config, verbose)
-    if config.recipe == "fine_tune":
-        with s.strategy.scope():
-            blocks = unfreeze_backbone(s.model, **parse_unfreeze(train_config.unfreeze))
-            log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
-            schedule = warmup_cosine(train_config.fine_tune_learning_rate, train_config.epochs,
-                                     train_config.warmup_epochs, steps_per_epoch(len(s.train.records), batch))
-            _compile(s.model, schedule)
-        fit_phase(s.run, "fine_tune", s.model, train_data, val_data, train_config.epochs, train_config, verbose)
-    restore_best(s.run, s.model)
+    fit_head_then_backbone(config, s.run, s.model, s.strategy, train_data, val_data, len(s.train.records), _compile,
+                           verbose)
 
 
 def predict_source(model: keras.Model, source: det.DetectionSource, image_size: int, batch_size: int,

@@ -1,0 +1,131 @@
+"""Semantic segmentation recipes: DeepLabV3 or SegFormer on a registry backbone.
+
+Same two phases as detection (`recipes.phases`). Training monitors `val_loss` or `val_mean_iou` (Keras'
+MeanIoU at model resolution); the reported metrics are computed at each validation image's ORIGINAL
+resolution, with logits resized back the way the exported SavedModel does (`class_map_at`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerascv_tl.backbones import Backbone
+from kerascv_tl.data import segmentation as seg
+from kerascv_tl.distribute import resolve_strategy
+from kerascv_tl.evaluation.plots import plot_training_curves
+from kerascv_tl.evaluation.segmentation import ConfusionAccumulator, plot_segmentation_grid, segmentation_metrics
+from kerascv_tl.export.card import model_card
+from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
+from kerascv_tl.recipes.phases import fit_head_then_backbone
+from kerascv_tl.recipes.runner import RunFolder, make_optimizer
+from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
+from kerascv_tl.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+NUM_OVERLAYS = 6
+
+
+@dataclass
+class SegmentationSetup:
+    config: object
+    run: RunFolder
+    train: seg.SegmentationSource
+    val: seg.SegmentationSource
+    backbone: Backbone
+    model: keras.Model
+    strategy: object
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+
+def setup(config, run: RunFolder) -> SegmentationSetup:
+    train, val = seg.segmentation_source_from_config(config.data, config.seed)
+    log.info("data: %d training and %d validation image/mask pairs, %d classes", len(train), len(val),
+             train.num_classes)
+    run.save_class_names(train.class_names)
+    strategy = resolve_strategy(config.strategy)
+    with strategy.scope():
+        backbone = backbone_from_config(config)
+        model = segmenter(backbone, train.num_classes, architecture=config.head.architecture)
+    atomic_write_json(run / "backbone.json", backbone_info(backbone))
+    return SegmentationSetup(config, run, train, val, backbone, model, strategy)
+
+
+def compile_segmenter(model: keras.Model, train_config, learning_rate, num_classes: int) -> None:
+    model.compile(optimizer=make_optimizer(train_config, learning_rate), loss=segmentation_loss(),
+                  metrics=[mean_iou_metric(num_classes)])
+
+
+def run(s: SegmentationSetup, verbose: int = 2) -> None:
+    config = s.config
+    size, batch = config.data.image_size, config.train.batch_size
+    train_data = seg.segmentation_dataset(s.train, size, batch, True, config.seed)
+    val_data = seg.segmentation_dataset(s.val, size, batch, False, config.seed).cache()
+
+    def compile_model(model, learning_rate):
+        compile_segmenter(model, config.train, learning_rate, s.train.num_classes)
+
+    fit_head_then_backbone(config, s.run, s.model, s.strategy, train_data, val_data, len(s.train), compile_model,
+                           verbose)
+
+
+def predict_class_maps(model: keras.Model, source: seg.SegmentationSource, image_size: int, batch_size: int = 8):
+    """Yields (image uint8 [H, W, 3], ground truth [H, W], prediction int32 [H, W]) at original resolution."""
+    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    pending = []
+
+    def flush():
+        images = tf.stack([seg.resize_image(image, image_size) for image, _ in pending])
+        logits = infer(images)
+        for (image, mask), one in zip(pending, tf.unstack(logits)):
+            yield image, mask, seg.class_map_at(one, image.shape[0], image.shape[1]).numpy()
+        pending.clear()
+
+    for _, image, mask in seg.segmentation_examples(source):
+        pending.append((image, mask))
+        if len(pending) == batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def evaluate_segmenter(model, source, data_config, out_dir, class_names, batch_size=8, histories=(), extra=None) -> dict:
+    accumulator = ConfusionAccumulator(len(class_names))
+    samples = []
+    for image, mask, prediction in predict_class_maps(model, source, data_config.image_size, batch_size):
+        accumulator.update(mask, prediction)
+        if len(samples) < NUM_OVERLAYS:
+            samples.append((image, mask, prediction))
+    metrics = segmentation_metrics(accumulator.matrix, class_names)
+    metrics["num_images"] = len(source)
+    out = RunFolder(out_dir).root
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "confusion_matrix.json", {"labels": list(class_names),
+                                                      "matrix": accumulator.matrix.astype(np.int64).tolist()})
+    plot_segmentation_grid(samples, class_names, out / "segmentations.png")
+    if histories:
+        plot_training_curves(list(histories), out / "training_curves.png")
+    metrics.update(extra or {})
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def finish(s: SegmentationSetup, started: float) -> dict:
+    s.run.save_model(s.model)
+    extra = {"recipe": s.config.recipe, "task": "segmentation", "architecture": s.model.name, "backbone": s.backbone.name,
+             "num_train_images": len(s.train), "train_wall_time_s": round(s.run.training_seconds(), 1),
+             "this_invocation_wall_time_s": round(time.time() - started, 1)}
+    metrics = evaluate_segmenter(s.model, s.val, s.config.data, s.run.root, s.class_names, s.config.train.batch_size,
+                                 s.run.history_files(), extra)
+    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
+    atomic_write_json(s.run / "model_card.json", card)
+    return metrics
