@@ -199,8 +199,9 @@ def network_available(host: str = "storage.googleapis.com", port: int = 443, tim
         return False
 
 
-def tfds_source(name: str, split: str, data_dir: str | None = None) -> ImageSource:
-    """A TFDS split. Offline `tfds.load` retries downloads for minutes; this fails in seconds instead."""
+def prepared_tfds_builder(name: str, data_dir: str | None = None):
+    """A TFDS builder whose data is prepared (downloading it when there is a network). Offline `tfds.load`
+    retries downloads for minutes; this fails in seconds instead, saying what to do."""
     import tensorflow_datasets as tfds
 
     try:
@@ -215,6 +216,12 @@ def tfds_source(name: str, split: str, data_dir: str | None = None) -> ImageSour
                 f"the folder, then set data.tfds_data_dir."
             )
         builder.download_and_prepare()
+    return builder
+
+
+def tfds_source(name: str, split: str, data_dir: str | None = None) -> ImageSource:
+    """A TFDS split of (image, label) examples; see `prepared_tfds_builder` for the offline behaviour."""
+    builder = prepared_tfds_builder(name, data_dir)
     _, label_key = builder.info.supervised_keys or ("image", "label")
     label_feature = builder.info.features[label_key]
     names = list(getattr(label_feature, "names", None) or [str(i) for i in range(label_feature.num_classes)])

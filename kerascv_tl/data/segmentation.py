@@ -100,15 +100,19 @@ class SegmentationSource:
     description: str = ""
     lookup: np.ndarray | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    tfds: object | None = None  # a `segmentation_tfds.TfdsMasks` instead of files (records then empty)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.tfds.count if self.tfds is not None else len(self.records)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def subset(self, indices: Sequence[int], description: str) -> "SegmentationSource":
+        if self.tfds is not None:
+            raise DataError(f"{self.description}: a TFDS split cannot be split again; set data.tfds_val_split "
+                            "(or data.val) for validation")
         lookup = None if self.lookup is None else self.lookup.copy()
         return SegmentationSource([self.records[i] for i in indices], list(self.class_names), description, lookup)
 
@@ -282,7 +286,12 @@ def read_mask(record_or_path: MaskRecord | str | os.PathLike, lookup: np.ndarray
     if record is not None and values.shape != (record.height, record.width):
         raise DataError(f"{path}: mask is {values.shape[1]}x{values.shape[0]} (WxH) but its image {record.image} is "
                         f"{record.width}x{record.height}", path=path)
-    values = values.astype(np.int64)
+    return map_mask_values(values, lookup, num_classes)
+
+
+def map_mask_values(values: np.ndarray, lookup: np.ndarray | None, num_classes: int) -> np.ndarray:
+    """Raw mask values -> uint8 class indices through `lookup` (see SegmentationSource), IGNORE_INDEX else."""
+    values = np.asarray(values).astype(np.int64)
     if lookup is None:
         valid = (values >= 0) & (values < num_classes)
         return np.where(valid, values, IGNORE_INDEX).astype(np.uint8)
@@ -424,8 +433,15 @@ def split_segmentation_source(source: SegmentationSource, val_count: int,
     return split_source(source, val_count, seed)  # only uses len(), .description and .subset()
 
 
-def _read_segmentation_source(spec: str, data_config) -> SegmentationSource:
+def _read_segmentation_source(spec: str, data_config, tfds_split: str | None = None) -> SegmentationSource:
     fmt = getattr(data_config, "format", "auto")
+    if spec.startswith("tfds:") or fmt == "tfds":
+        from kerascv_tl.data.segmentation_tfds import tfds_segmentation_source
+
+        name, _, split = spec.removeprefix("tfds:").partition(":")
+        return tfds_segmentation_source(name, split or tfds_split or data_config.tfds_train_split,
+                                        data_config.tfds_data_dir, getattr(data_config, "classes", None),
+                                        int(getattr(data_config, "ignore_index", 255)))
     if fmt == "pennfudan":
         return pennfudan_segmentation_source(spec)
     if fmt in ("auto", "folder", "masks"):
@@ -441,6 +457,9 @@ def segmentation_source_from_config(data_config, seed: int) -> tuple[Segmentatio
     if not data_config.train:
         raise DataError("data.train is empty: give a folder with images/ and masks/ (or the Penn-Fudan folder)")
     train = _read_segmentation_source(data_config.train, data_config)
+    if not data_config.val and train.tfds is not None:
+        dataset = ":".join(data_config.train.split(":")[:2])  # tfds:NAME[:SPLIT] -> tfds:NAME
+        return train, _read_segmentation_source(dataset, data_config, data_config.tfds_val_split)
     if data_config.val:
         val = _read_segmentation_source(data_config.val, data_config)
         if list(val.class_names) != list(train.class_names):
@@ -495,9 +514,24 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
     `tf.data.Dataset.random(seed=seed)`, so the same seed gives the same batches. Masks only ever hold
     values of the original mask.
     """
+    size = int(image_size)
+
+    def transform(image, mask, random):
+        if training:
+            image, mask = _random_crop_flip(image, mask, size, tf.stack([tf.constant(seed, tf.int64), random]))
+        else:
+            image, mask = resize_image(image, size), _resize_mask(mask, size)
+        return tf.ensure_shape(image, [size, size, 3]), tf.ensure_shape(tf.cast(mask, tf.int32), [size, size])
+
+    if source.tfds is not None:
+        ds = source.tfds.dataset(source.lookup, source.num_classes)
+        if training:
+            ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+        ds = ds.map(lambda pair, random: transform(*pair, random), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
     if not source.records:
         raise DataError(f"{source.description}: no images")
-    size = int(image_size)
     lookup = None if source.lookup is None else np.asarray(source.lookup, np.uint8)
     num_classes = source.num_classes
     ds = tf.data.Dataset.from_tensor_slices((
@@ -522,12 +556,7 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
             image = tf.identity(image)
             mask = tf.numpy_function(read, [mask_path, image_path, expected_size[0], expected_size[1]], tf.uint8,
                                      stateful=False)
-        mask = tf.ensure_shape(mask, [None, None])
-        if training:
-            image, mask = _random_crop_flip(image, mask, size, tf.stack([tf.constant(seed, tf.int64), random]))
-        else:
-            image, mask = resize_image(image, size), _resize_mask(mask, size)
-        return tf.ensure_shape(image, [size, size, 3]), tf.ensure_shape(tf.cast(mask, tf.int32), [size, size])
+        return transform(image, tf.ensure_shape(mask, [None, None]), random)
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
@@ -535,6 +564,9 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
 
 def segmentation_examples(source: SegmentationSource) -> Iterator[tuple[MaskRecord, np.ndarray, np.ndarray]]:
     """For evaluation at the original resolution: (record, image uint8 [H, W, 3], mask uint8 [H, W])."""
+    if source.tfds is not None:
+        yield from source.tfds.examples(source.lookup, source.num_classes)
+        return
     for record in source.records:
         image = read_image_file(record.image)
         if image.shape[:2] != (record.height, record.width):
