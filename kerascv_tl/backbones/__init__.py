@@ -30,6 +30,14 @@ class Backbone:
     pyramid_strides: tuple[int, ...] = field(default=(8, 16, 32))
 
     @property
+    def short_name(self) -> str:
+        """A name usable in Keras layer names: a preset folder or handle becomes its last path part."""
+        import re
+
+        last = self.name.rstrip("/").rsplit("/", 1)[-1] or self.name
+        return re.sub(r"[^0-9A-Za-z_.-]", "_", last)
+
+    @property
     def pyramid_layers(self) -> dict[int, str]:
         return self.pyramid_layers_at(self.pyramid_strides)
 

@@ -37,7 +37,7 @@ def detector(
     )
     return keras_hub.models.RetinaNetObjectDetector(
         backbone=retinanet_backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
-        name=f"{backbone.name}_retinanet",
+        name=f"{backbone.short_name}_retinanet",
     )
 
 

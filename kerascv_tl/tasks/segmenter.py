@@ -42,7 +42,7 @@ def segmenter(
     if architecture == "auto":
         architecture = "segformer" if type(backbone.model).__name__ == "MiTBackbone" else "deeplabv3"
     size = backbone.image_size
-    name = f"{backbone.name}_{architecture}"
+    name = f"{backbone.short_name}_{architecture}"
     if architecture == "segformer":
         encoder = pyramid_encoder(backbone, strides=(4, 8, 16, 32), level_offset=1)  # SegFormer reads P1..P4
         head = keras_hub.models.SegFormerBackbone(image_encoder=encoder, projection_filters=256)
