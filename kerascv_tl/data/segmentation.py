@@ -8,6 +8,7 @@ image_size (`resize_image`); its logits are resized back to the original height 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -242,20 +243,27 @@ def _check_mask_mode(path, mode: str) -> None:
                         f"greyscale) or palette PNGs, not colour images", path=path)
 
 
-def _mask_header(path: Path) -> tuple[int, int]:
-    """(width, height) of a mask from its header; DataError for unreadable or colour masks."""
+@contextlib.contextmanager
+def _open_mask(path, what: str):
+    """The mask as an open PIL image; DataError naming the file when it is missing, unreadable or in colour."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             _check_mask_mode(path, image.mode)
-            return int(image.size[0]), int(image.size[1])
+            yield image
     except FileNotFoundError:
         raise DataError(f"{path}: mask file not found", path=path) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{path}: cannot read the mask header ({e})", path=path) from None
+        raise DataError(f"{path}: cannot read the {what} ({e})", path=path) from None
+
+
+def _mask_header(path: Path) -> tuple[int, int]:
+    """(width, height) of a mask from its header; DataError for unreadable or colour masks."""
+    with _open_mask(path, "mask header") as image:
+        return int(image.size[0]), int(image.size[1])
 
 
 def read_mask(record_or_path: MaskRecord | str | os.PathLike, lookup: np.ndarray | None,
@@ -267,20 +275,10 @@ def read_mask(record_or_path: MaskRecord | str | os.PathLike, lookup: np.ndarray
     become IGNORE_INDEX) or, when it is None, stay as they are with values >= num_classes becoming
     IGNORE_INDEX. Given a MaskRecord, a mask whose size differs from the record's raises DataError.
     """
-    from PIL import Image, UnidentifiedImageError
-
     record = record_or_path if isinstance(record_or_path, MaskRecord) else None
     path = record.mask if record is not None else os.fspath(record_or_path)
-    try:
-        with Image.open(path) as image:
-            _check_mask_mode(path, image.mode)
-            values = np.asarray(image)
-    except FileNotFoundError:
-        raise DataError(f"{path}: mask file not found", path=path) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path}: cannot read the mask ({e})", path=path) from None
+    with _open_mask(path, "mask") as image:
+        values = np.asarray(image)
     if values.ndim != 2:
         raise DataError(f"{path}: mask has shape {values.shape}; expected a single-channel [H, W] image", path=path)
     if record is not None and values.shape != (record.height, record.width):

@@ -36,6 +36,7 @@ from matplotlib.patches import Rectangle
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from kerascv_tl.evaluation.labels import check_class_names
 from kerascv_tl.evaluation.plots import _displayable, _message_png, _new_figure, _save
 
 GT_COLOR = "#27ae60"
@@ -47,18 +48,6 @@ _STATS = {"map_50_95": 0, "map_50": 1, "map_75": 2, "ar_100": 8}
 
 
 # ------------------------------------------------------------------------------------------------ validation
-
-
-def _class_names(class_names: Sequence[str]) -> list[str]:
-    if isinstance(class_names, str):
-        raise ValueError("class_names must be a sequence of names, not a single string")
-    names = [str(name) for name in class_names]
-    if not names:
-        raise ValueError("class_names is empty: need at least one class")
-    if len(set(names)) != len(names):
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        raise ValueError(f"class_names must be distinct, got duplicates {duplicates}")
-    return names
 
 
 def _as_boxes(values: Any, where: str) -> np.ndarray:
@@ -187,7 +176,7 @@ def coco_detection_metrics(
     Raises:
         ValueError: on mismatched lengths, malformed boxes/labels/scores or out-of-range labels.
     """
-    names = _class_names(class_names)
+    names = check_class_names(class_names)
     if isinstance(ground_truth, Mapping) or isinstance(predictions, Mapping):
         raise ValueError("ground_truth and predictions must be lists with one dict per image, not a single dict")
     ground_truth, predictions = list(ground_truth), list(predictions)
@@ -327,7 +316,7 @@ def plot_detections(
     use the dict layout of `coco_detection_metrics` (either may be None). Only predictions scoring at least
     `score_threshold` are drawn. The PNG is written atomically.
     """
-    names = _class_names(class_names)
+    names = check_class_names(class_names)
     threshold = _check_threshold(score_threshold)
     array = _displayable(image)
     height, width = array.shape[:2]
@@ -353,7 +342,7 @@ def plot_detection_grid(
     Same drawing as `plot_detections` (green ground truth, red predictions with score >= `score_threshold`);
     each cell is titled with its index and box counts. With no samples the PNG says "nothing to show".
     """
-    names = _class_names(class_names)
+    names = check_class_names(class_names)
     threshold = _check_threshold(score_threshold)
     if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
         raise ValueError(f"columns must be a positive integer, got {columns!r}")

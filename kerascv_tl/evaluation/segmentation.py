@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from PIL import Image
 
 from kerascv_tl.data.segmentation import IGNORE_INDEX
+from kerascv_tl.evaluation.labels import check_class_names
 from kerascv_tl.evaluation.plots import _message_png, _new_figure, _save
 from kerascv_tl.utils.io import atomic_write_bytes
 
@@ -42,18 +43,6 @@ def _check_num_classes(num_classes: Any) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     return int(num_classes)
-
-
-def _class_names(class_names: Sequence[str]) -> list[str]:
-    if isinstance(class_names, str):
-        raise ValueError("class_names must be a sequence of names, not a single string")
-    names = [str(name) for name in class_names]
-    if not names:
-        raise ValueError("class_names is empty: need at least one class")
-    if len(set(names)) != len(names):
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        raise ValueError(f"class_names must be distinct, got duplicates {duplicates}")
-    return names
 
 
 def _as_class_map(values: Any, name: str) -> np.ndarray:
@@ -143,7 +132,7 @@ def segmentation_metrics(confusion: np.ndarray, class_names: Sequence[str]) -> d
         ValueError: on a matrix that is not [C, C] with C = len(class_names), holds negative or non-integer
             counts, or counts no pixel at all ("no labelled pixels").
     """
-    names = _class_names(class_names)
+    names = check_class_names(class_names)
     counts = np.asarray(confusion)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"confusion must be a square [C, C] matrix, got shape {counts.shape}")
@@ -305,7 +294,7 @@ def plot_segmentation_grid(
     MAX_LEGEND_ENTRIES, the most frequent), plus "ignore" when ground truth has unlabelled pixels. Written
     atomically; with no samples the PNG says "nothing to show".
     """
-    names = _class_names(class_names)
+    names = check_class_names(class_names)
     num_classes = _check_map_classes(len(names))
     samples = list(samples)
     rows: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import keras
 
@@ -14,26 +13,15 @@ from kerascv_tl.data.pipeline import eval_dataset, training_dataset
 from kerascv_tl.distribute import resolve_strategy
 from kerascv_tl.evaluation.report import predict_all, write_classification_report
 from kerascv_tl.export.card import model_card
-from kerascv_tl.recipes.runner import RunFolder
+from kerascv_tl.recipes.runner import RunFolder, TaskSetup
 from kerascv_tl.tasks.classifier import classifier
 from kerascv_tl.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ClassificationSetup:
-    config: object
-    run: RunFolder
-    train: ImageSource
-    val: ImageSource
-    backbone: Backbone
-    model: keras.Model
-    strategy: object
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.train.class_names
+class ClassificationSetup(TaskSetup):
+    """Sources are `ImageSource`s; the datasets come from the classification pipeline."""
 
     def train_dataset(self):
         return training_dataset(self.train, self.config.data, self.config.train.batch_size, self.config.seed)

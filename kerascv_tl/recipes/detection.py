@@ -8,22 +8,17 @@ val_loss for detection) is kept; COCO metrics come from pycocotools.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from kerascv_tl.backbones import Backbone
 from kerascv_tl.data import detection as det
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.distribute import resolve_strategy
 from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid
-from kerascv_tl.evaluation.plots import plot_training_curves
-from kerascv_tl.export.card import model_card
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
 from kerascv_tl.recipes.phases import fit_head_then_backbone
-from kerascv_tl.recipes.runner import RunFolder
+from kerascv_tl.recipes.runner import RunFolder, TaskSetup, run_summary, write_model_card, write_report
 from kerascv_tl.tasks import detector
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -33,19 +28,7 @@ EVAL_SCORE_THRESHOLD = 0.05  # low, so COCO mAP sees the whole precision-recall 
 NUM_OVERLAYS = 8
 
 
-@dataclass
-class DetectionSetup:
-    config: object
-    run: RunFolder
-    train: det.DetectionSource
-    val: det.DetectionSource
-    backbone: Backbone
-    model: keras.Model
-    strategy: object
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.train.class_names
+DetectionSetup = TaskSetup
 
 
 def read_source(spec: str, data_config, class_names=None, image_root: str | None = None) -> det.DetectionSource:
@@ -149,20 +132,12 @@ def evaluate_detector(model, source, data_config, out_dir, class_names, batch_si
     out = RunFolder(out_dir).root
     out.mkdir(parents=True, exist_ok=True)
     plot_detection_grid(samples, class_names, out / "detections.png")
-    if histories:
-        plot_training_curves(list(histories), out / "training_curves.png")
-    metrics.update(extra or {})
-    atomic_write_json(out / "metrics.json", metrics)
-    return metrics
+    return write_report(out, metrics, histories, extra)
 
 
 def finish(s: DetectionSetup, started: float) -> dict:
     s.run.save_model(s.model)
-    extra = {"recipe": s.config.recipe, "task": "detection", "backbone": s.backbone.name,
-             "num_train_images": len(s.train.records), "train_wall_time_s": round(s.run.training_seconds(), 1),
-             "this_invocation_wall_time_s": round(time.time() - started, 1)}
     metrics = evaluate_detector(s.model, s.val, s.config.data, s.run.root, s.class_names,
-                                s.config.train.batch_size, s.run.history_files(), extra)
-    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
-    atomic_write_json(s.run / "model_card.json", card)
+                                s.config.train.batch_size, s.run.history_files(), run_summary(s, "detection", started))
+    write_model_card(s, metrics)
     return metrics

@@ -20,6 +20,7 @@ import random
 import shutil
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -212,3 +213,47 @@ def compile_classifier(model: keras.Model, train_config, learning_rate, num_clas
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train_config.label_smoothing),
         metrics=metrics,
     )
+
+
+@dataclass
+class TaskSetup:
+    """What a recipe works with once its data and model are built (sources have `.class_names`)."""
+
+    config: object
+    run: RunFolder
+    train: object
+    val: object
+    backbone: object  # kerascv_tl.backbones.Backbone
+    model: keras.Model
+    strategy: object
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+
+def write_report(out_dir: str | Path, metrics: dict, histories=(), extra: dict | None = None) -> dict:
+    """Training curves (when there are histories) and metrics.json, merged with `extra`, in `out_dir`."""
+    from kerascv_tl.evaluation.plots import plot_training_curves
+
+    out = Path(out_dir)
+    if histories:
+        plot_training_curves(list(histories), out / "training_curves.png")
+    metrics.update(extra or {})
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def run_summary(s: TaskSetup, task: str, started: float) -> dict:
+    """The figures every detection/segmentation metrics.json carries beside the task's own."""
+    return {"recipe": s.config.recipe, "task": task, "backbone": s.backbone.name, "num_train_images": len(s.train),
+            "train_wall_time_s": round(s.run.training_seconds(), 1),
+            "this_invocation_wall_time_s": round(time.time() - started, 1)}
+
+
+def write_model_card(s: TaskSetup, metrics: dict) -> None:
+    from kerascv_tl.export.card import model_card
+    from kerascv_tl.recipes.classification import backbone_info
+
+    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
+    atomic_write_json(s.run / "model_card.json", card)

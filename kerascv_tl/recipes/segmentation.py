@@ -8,22 +8,17 @@ resolution, with logits resized back the way the exported SavedModel does (`clas
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kerascv_tl.backbones import Backbone
 from kerascv_tl.data import segmentation as seg
 from kerascv_tl.distribute import resolve_strategy
-from kerascv_tl.evaluation.plots import plot_training_curves
 from kerascv_tl.evaluation.segmentation import ConfusionAccumulator, plot_segmentation_grid, segmentation_metrics
-from kerascv_tl.export.card import model_card
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
 from kerascv_tl.recipes.phases import fit_head_then_backbone
-from kerascv_tl.recipes.runner import RunFolder, make_optimizer
+from kerascv_tl.recipes.runner import RunFolder, TaskSetup, make_optimizer, run_summary, write_model_card, write_report
 from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -32,19 +27,7 @@ log = logging.getLogger(__name__)
 NUM_OVERLAYS = 6
 
 
-@dataclass
-class SegmentationSetup:
-    config: object
-    run: RunFolder
-    train: seg.SegmentationSource
-    val: seg.SegmentationSource
-    backbone: Backbone
-    model: keras.Model
-    strategy: object
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.train.class_names
+SegmentationSetup = TaskSetup
 
 
 def setup(config, run: RunFolder) -> SegmentationSetup:
@@ -112,20 +95,13 @@ def evaluate_segmenter(model, source, data_config, out_dir, class_names, batch_s
     atomic_write_json(out / "confusion_matrix.json", {"labels": list(class_names),
                                                       "matrix": accumulator.matrix.astype(np.int64).tolist()})
     plot_segmentation_grid(samples, class_names, out / "segmentations.png")
-    if histories:
-        plot_training_curves(list(histories), out / "training_curves.png")
-    metrics.update(extra or {})
-    atomic_write_json(out / "metrics.json", metrics)
-    return metrics
+    return write_report(out, metrics, histories, extra)
 
 
 def finish(s: SegmentationSetup, started: float) -> dict:
     s.run.save_model(s.model)
-    extra = {"recipe": s.config.recipe, "task": "segmentation", "architecture": s.model.name, "backbone": s.backbone.name,
-             "num_train_images": len(s.train), "train_wall_time_s": round(s.run.training_seconds(), 1),
-             "this_invocation_wall_time_s": round(time.time() - started, 1)}
+    extra = {**run_summary(s, "segmentation", started), "architecture": s.model.name}
     metrics = evaluate_segmenter(s.model, s.val, s.config.data, s.run.root, s.class_names, s.config.train.batch_size,
                                  s.run.history_files(), extra)
-    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
-    atomic_write_json(s.run / "model_card.json", card)
+    write_model_card(s, metrics)
     return metrics

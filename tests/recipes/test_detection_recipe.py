@@ -83,5 +83,6 @@ def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detec
     assert main(["export", str(run_dir), "--output", str(tmp_path / "served")]) == 0
     image = sorted((root / "images" / "val").glob("*.png"))[0]
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "served"), str(image), "--json"]) == 0
+    assert main(["predict", str(tmp_path / "served"), str(image), "--json", "--output-dir", str(tmp_path / "out")]) == 0
     assert len(json.loads(capsys.readouterr().out.strip())["detections"]) == 5
+    assert (tmp_path / "out" / f"{image.stem}_detections.png").exists()
