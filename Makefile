@@ -1,4 +1,5 @@
 # Every install step lives here: CI runs `make test` on a fresh clone.
+# Tests run in two pytest-xdist workers, one test file per worker at a time (module fixtures built once).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,7 +21,7 @@ demo: install
 	$(VENV)/bin/kerascv-tl demo
 
 test: install
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 clean:
 	rm -rf runs data build *.egg-info

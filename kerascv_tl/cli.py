@@ -1,7 +1,7 @@
 """`kerascv-tl`: train | evaluate | export | predict | backbones | demo.
 
 The command-line contract (recipes and docs depend on it):
-  kerascv-tl train CONFIG [--set key=value ...] [--output RUN_DIR] [--overwrite]
+  kerascv-tl train CONFIG [--set key=value ...] [--output RUN_DIR] [--overwrite] [--strategy NAME]
   kerascv-tl evaluate RUN_DIR|SAVED_MODEL --data PATH [--output DIR]
   kerascv-tl export RUN_DIR [--output DIR]
   kerascv-tl predict SAVED_MODEL IMAGE... [--top-k K]
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from kerascv_tl.config import STRATEGIES  # no TensorFlow import
+
     parser = argparse.ArgumentParser(prog="kerascv-tl", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="run folder (default: <output_dir>/<config name>)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in the folder")
     p.add_argument("--export", action="store_true", help="also export a SavedModel when training ends")
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="tf.distribute strategy, same as --set strategy=NAME (default: the config's, auto)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a run folder or an exported SavedModel on labelled data")
@@ -90,7 +94,8 @@ def cmd_train(args) -> int:
     from kerascv_tl.config import load_config
     from kerascv_tl.recipes import train
 
-    config = load_config(args.config, args.overrides)
+    overrides = args.overrides + ([f"strategy={args.strategy}"] if args.strategy else [])
+    config = load_config(args.config, overrides)
     run, metrics = train(config, output=args.output, overwrite=args.overwrite, config_path=args.config)
     print(f"run folder: {run.root}")
     if config.task == "detection":
@@ -101,7 +106,9 @@ def cmd_train(args) -> int:
     else:
         print(f"validation accuracy: {metrics['accuracy']:.4f}" + (
             f"  top-5: {metrics['top5_accuracy']:.4f}" if "top5_accuracy" in metrics else ""))
-    if args.export:
+    from kerascv_tl.distribute import is_chief
+
+    if args.export and is_chief():  # other workers of a multi-worker run keep no run folder
         print(f"exported: {export_run(run.root)}")
     return 0
 

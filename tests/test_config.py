@@ -296,3 +296,29 @@ def test_apply_override_and_config_from_dict_directly():
     assert (config.train.epochs, config.train.batch_size, config.data.augment.flip) == (1, 4, False)
     with pytest.raises(ConfigError, match="^inline: "):
         config_from_dict({"bogus": 1}, source="inline")
+
+
+def test_precision_and_jit_compile_defaults_and_overrides(tmp_path):
+    config = load_config(None)
+    assert (config.precision, config.jit_compile) == ("float32", "auto")
+    config = load_config(None, ["precision=mixed_float16", "jit_compile=true"])
+    assert (config.precision, config.jit_compile) == ("mixed_float16", True)
+    assert load_config(None, ["precision=mixed_bfloat16", "jit_compile=false"]).jit_compile is False
+    path = _write(tmp_path, "precision: mixed_bfloat16\njit_compile: auto\n")
+    assert (load_config(path).precision, load_config(path).jit_compile) == ("mixed_bfloat16", "auto")
+    assert load_config(_write(tmp_path, "jit_compile: false\n", "off.yaml")).jit_compile is False
+    assert load_config(_write(tmp_path, config.to_yaml(), "dumped.yaml")) == config  # YAML round trip
+
+
+@pytest.mark.parametrize("override, allowed", [
+    ("precision=float16", "float32, mixed_float16, mixed_bfloat16"),
+    ("precision=true", "float32, mixed_float16, mixed_bfloat16"),
+    ("jit_compile=maybe", "auto, true, false"),
+    ("jit_compile=1", "auto, true, false"),
+    ("jit_compile=[true]", "auto, true, false"),
+])
+def test_precision_and_jit_compile_errors_name_the_key_and_allowed_values(override, allowed):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    assert f"{key} must be" in str(info.value) and allowed in str(info.value)

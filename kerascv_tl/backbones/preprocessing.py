@@ -65,6 +65,9 @@ class ImagePreprocessing(keras.layers.Layer):
     """Normalises RGB pixels in [0, 255]: (x * scale - mean) / std, optionally reordered to BGR."""
 
     def __init__(self, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channel_order="RGB", **kwargs):
+        # float32 whatever the global policy: normalising [0, 255] pixels is cheap, and under a mixed policy the
+        # first layer of the backbone casts the result to 16 bits (a model reloaded later builds it the same way)
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be RGB or BGR, got {channel_order!r}")

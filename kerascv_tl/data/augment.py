@@ -7,10 +7,33 @@ an augmentation layer that could default to training mode at serving time.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
+
+
+def reseeder(layers):
+    """fn(batch_index) that puts every seed generator of `layers` at a state given by the batch index.
+
+    Keras augmentation layers draw from seed generators, variables advanced on every call. In a tf.data
+    pipeline that makes the draws depend on how often the dataset was iterated before (Keras iterates it
+    once more to build a distributed model, a resumed run starts afresh); reseeding each batch from its
+    index makes batch k of an epoch the same however it is reached.
+    """
+    generators = [g for layer in layers for sub in layer._flatten_layers(include_self=True)
+                  for g in getattr(sub, "_seed_generators", [])]
+    initial = [int(g.state.numpy()[0]) for g in generators]
+
+    def reseed(index):
+        for generator, first in zip(generators, initial):
+            generator.state.assign(tf.stack([tf.constant(first, generator.state.dtype),
+                                             tf.cast(index, generator.state.dtype) * 1024]))
+
+    return reseed
 
 
 def batch_augmenter(augment_config, seed: int):
-    """Returns fn(images, one_hot_labels) -> (images, labels), or None when nothing is enabled."""
+    """Returns fn(images, one_hot_labels, batch_index) -> (images, labels), or None when nothing is enabled.
+
+    Batch k's random draws depend only on `seed` and k (`reseeder`)."""
     layers = []
     if augment_config.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -23,7 +46,10 @@ def batch_augmenter(augment_config, seed: int):
     if not layers:
         return None
 
-    def apply(images, labels):
+    reseed = reseeder(layers)
+
+    def apply(images, labels, index):
+        reseed(index)
         data = {"images": images, "labels": labels}
         for layer in layers:
             data = layer(data, training=True)

@@ -56,7 +56,7 @@ class ImageSource:
         if self.paths is not None:
             ds = tf.data.Dataset.from_tensor_slices((self.paths, self.labels.astype(np.int32)))
             if shuffle:
-                ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
+                ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=False)
             return ds.map(_read_and_decode, num_parallel_calls=tf.data.AUTOTUNE)
         import tensorflow_datasets as tfds
 

@@ -41,7 +41,9 @@ import numpy as np
 import tensorflow as tf
 
 from kerascv_tl.data.boxes import BOX_FORMAT, clip_boxes, empty_boxes, valid_box_mask, xywh_to_xyxy
+from kerascv_tl.data.augment import reseeder
 from kerascv_tl.data.decode import decode_image
+from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.errors import DataError
 
 __all__ = [
@@ -670,17 +672,20 @@ def _compact_batch(boxes: tf.Tensor, labels: tf.Tensor, size: int, max_boxes: in
 
 
 def detection_dataset(source: DetectionSource, image_size: int, batch_size: int, training: bool, seed: int = 0,
-                      max_boxes: int = 100) -> tf.data.Dataset:
+                      max_boxes: int = 100, epoch: int = 0) -> tf.data.Dataset:
     """(images float32 [B, S, S, 3] in [0, 255], {"boxes": float32 [B, M, 4], "labels": int32 [B, M]}).
 
     Boxes are xyxy in model-input pixels; each image's boxes come first, then padding up to
     M = `max_boxes` (boxes 0, labels -1); boxes beyond `max_boxes` are dropped (a warning says how many
     images have more). Evaluation (`training=False`): source order, `resize_with_pad`. Training: the file
-    list is shuffled with `seed` (reshuffled each epoch), the letterbox scale is jittered by a factor in
+    list is shuffled with `epoch_seed(seed, epoch)`, the letterbox scale is jittered by a factor in
     [0.8, 1.2] (content over the canvas is randomly cropped), images are flipped horizontally with
     `keras.layers.RandomFlip(bounding_box_format="xyxy")`, and afterwards boxes are clipped to the canvas
-    and boxes with a side under 1 model pixel become padding. The same seed gives the same batches.
+    and boxes with a side under 1 model pixel become padding. The same (seed, epoch) gives the same batches,
+    whatever came before (`data.epochs`).
     """
+    if training:
+        seed = epoch_seed(seed, epoch)
     if not source.records:
         raise DataError(f"{source.description}: no images")
     size, max_boxes = int(image_size), int(max_boxes)
@@ -699,8 +704,8 @@ def detection_dataset(source: DetectionSource, image_size: int, batch_size: int,
         tf.RaggedTensor.from_row_lengths(all_labels, counts),
     ))
     if training:
-        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=False)
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
     min_side = MIN_TRAIN_BOX_SIDE if training else 0.0
 
     def load(element, random):
@@ -734,12 +739,15 @@ def detection_dataset(source: DetectionSource, image_size: int, batch_size: int,
     if training:
         import keras
 
-        # Sequential map: the layer's seed generator is a variable, advanced in call order, so the flips
-        # are the same for the same seed. RandomFlip replaces the boxes entry of the dict it is given
-        # (with normalised boxes), so it gets a fresh dict; padding boxes come back as (S, 0, S, 0).
+        # Sequential map: the layer's seed generator is a variable, reseeded from the batch index so the
+        # flips are the same for the same (seed, epoch) however often the dataset is iterated. RandomFlip
+        # replaces the boxes entry of the dict it is given (with normalised boxes), so it gets a fresh dict;
+        # padding boxes come back as (S, 0, S, 0).
         flip = keras.layers.RandomFlip("horizontal", bounding_box_format=BOX_FORMAT, seed=seed)
+        reseed = reseeder([flip])
 
-        def augment(images, targets):
+        def augment(images, targets, index):
+            reseed(index)
             out = flip({"images": images,
                         "bounding_boxes": {"boxes": targets["boxes"], "labels": targets["labels"]}}, training=True)
             # RandomFlip hands the labels back as float32.
@@ -747,5 +755,5 @@ def detection_dataset(source: DetectionSource, image_size: int, batch_size: int,
             boxes, labels = _compact_batch(out["bounding_boxes"]["boxes"], labels, size, max_boxes, min_side)
             return tf.ensure_shape(out["images"], [None, size, size, 3]), {"boxes": boxes, "labels": labels}
 
-        ds = ds.map(augment)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62))).map(lambda batch, k: augment(*batch, k))
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,16 +1,20 @@
 """tf.data pipelines for classification: decode -> (cache) -> shuffle -> crop -> batch -> augment -> prefetch.
 
-Training: large images are shrunk once, optionally cached, shuffled with a seed, random-resized-cropped
-with per-element stateless seeds, batched and augmented. Evaluation: `eval_transform` (resize + centre
-crop), the same function the exported SavedModel runs.
+Training: large images are shrunk once, optionally cached, shuffled, random-resized-cropped with
+per-element stateless seeds, batched and augmented; epoch e's order and randomness come from
+`epoch_seed(seed, e)` alone, so a resumed run sees the batches an uninterrupted one would.
+Evaluation: `eval_transform` (resize + centre crop), the same function the exported SavedModel runs.
 """
 
 from __future__ import annotations
+
+import math
 
 import tensorflow as tf
 
 from kerascv_tl.data.augment import batch_augmenter
 from kerascv_tl.data.classification import ImageSource
+from kerascv_tl.data.epochs import EpochData, epoch_seed
 from kerascv_tl.data.transforms import eval_transform, random_resized_crop, resize_whole, shrink_for_training
 
 
@@ -21,36 +25,50 @@ def _one_hot(num_classes: int):
     return fn
 
 
-def training_dataset(source: ImageSource, data_config, batch_size: int, seed: int) -> tf.data.Dataset:
+def training_epochs(source: ImageSource, data_config, batch_size: int, seed: int) -> EpochData:
+    """Each epoch's training batches, drawn from `epoch_seed(seed, epoch)` only (see `data.epochs`)."""
     size, crop_fraction = data_config.image_size, data_config.crop_fraction
     augment = data_config.augment
+    shrink = lambda im, y: (shrink_for_training(im, size, crop_fraction), y)  # noqa: E731
+    buffer = min(len(source) or data_config.shuffle_buffer, data_config.shuffle_buffer)
+    cached = None
     if data_config.cache:
-        # Cache before shuffling, or every epoch would replay the first epoch's order.
-        ds = source.decoded(shuffle=False)
-        ds = ds.map(lambda im, y: (shrink_for_training(im, size, crop_fraction), y), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.cache().shuffle(min(len(source) or data_config.shuffle_buffer, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-    else:
-        ds = source.decoded(shuffle=True, seed=seed)
-        if source.paths is None:
-            ds = ds.shuffle(min(len(source) or data_config.shuffle_buffer, data_config.shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(lambda im, y: (shrink_for_training(im, size, crop_fraction), y), num_parallel_calls=tf.data.AUTOTUNE)
-    crop_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        # Built once, so that every epoch's dataset reads the same in-memory cache.
+        cached = source.decoded(shuffle=False).map(shrink, num_parallel_calls=tf.data.AUTOTUNE).cache()
 
-    def crop(element, random):
+    def crop(element, index, epoch_seed_):
         image, label = element
         if augment.random_resized_crop:
-            pair = tf.stack([tf.constant(seed, tf.int64), random])
+            pair = tf.stack([tf.constant(epoch_seed_, tf.int64), index])
             image = random_resized_crop(tf.cast(image, tf.float32), size, augment.min_crop_area, pair)
         else:
             image = resize_whole(tf.cast(image, tf.float32), size)
         return image, label
 
-    ds = tf.data.Dataset.zip((ds, crop_seeds)).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(_one_hot(source.num_classes)).batch(batch_size)
-    augmenter = batch_augmenter(augment, seed)
-    if augmenter is not None:
-        ds = ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def make(epoch: int) -> tf.data.Dataset:
+        this_seed = epoch_seed(seed, epoch)
+        if cached is not None:
+            ds = cached.shuffle(buffer, seed=this_seed, reshuffle_each_iteration=False)
+        else:
+            ds = source.decoded(shuffle=True, seed=this_seed)
+            if source.paths is None:
+                ds = ds.shuffle(buffer, seed=this_seed, reshuffle_each_iteration=False)
+            ds = ds.map(shrink, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
+        ds = ds.map(lambda element, index: crop(element, index, this_seed), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(_one_hot(source.num_classes)).batch(batch_size)
+        augmenter = batch_augmenter(augment, this_seed)
+        if augmenter is not None:
+            # Sequential: the layers' seed generators are variables (reseeded from the batch index).
+            ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62))).map(lambda batch, k: augmenter(*batch, k))
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    return EpochData(make, steps=math.ceil(len(source) / batch_size))
+
+
+def training_dataset(source: ImageSource, data_config, batch_size: int, seed: int, epoch: int = 0) -> tf.data.Dataset:
+    """One epoch of training batches (`training_epochs(...).make(epoch)`)."""
+    return training_epochs(source, data_config, batch_size, seed).make(epoch)
 
 
 def eval_images(source: ImageSource, data_config) -> tf.data.Dataset:

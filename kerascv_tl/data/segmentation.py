@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascv_tl.data.decode import decode_image, read_image_file
+from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.detection import IMAGE_EXTENSIONS, _image_files, _image_size, split_source
 from kerascv_tl.data.errors import DataError
 
@@ -500,19 +501,21 @@ def _random_crop_flip(image: tf.Tensor, mask: tf.Tensor, size: int, seed: tf.Ten
 
 
 def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size: int, training: bool,
-                         seed: int = 0) -> tf.data.Dataset:
+                         seed: int = 0, epoch: int = 0) -> tf.data.Dataset:
     """(images float32 [B, S, S, 3] in [0, 255], masks int32 [B, S, S]) with S = image_size.
 
     Images are decoded with `decode_image`, masks read with `read_mask` (through tf.numpy_function). A
     decoded image or mask whose size differs from the record's fails naming the file. Evaluation
     (`training=False`): source order, the image stretched with `resize_image`, the mask resized nearest.
-    Training: the file list is shuffled with `seed` (reshuffled each epoch); each pair gets the same random
+    Training: the file list is shuffled with `epoch_seed(seed, epoch)`; each pair gets the same random
     crop (area 25-100% of the image, aspect 3/4-4/3), is resized to S x S (image bilinear, mask nearest)
-    and flipped horizontally with probability 0.5. The random numbers come from
-    `tf.data.Dataset.random(seed=seed)`, so the same seed gives the same batches. Masks only ever hold
-    values of the original mask.
+    and flipped horizontally with probability 0.5, from stateless seeds (epoch seed, position in the epoch),
+    so the same (seed, epoch) gives the same batches whatever came before (`data.epochs`). Masks only ever
+    hold values of the original mask.
     """
     size = int(image_size)
+    if training:
+        seed = epoch_seed(seed, epoch)
 
     def transform(image, mask, random):
         if training:
@@ -524,8 +527,8 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
     if source.tfds is not None:
         ds = source.tfds.dataset(source.lookup, source.num_classes)
         if training:
-            ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+            ds = ds.shuffle(1024, seed=seed, reshuffle_each_iteration=False)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
         ds = ds.map(lambda pair, random: transform(*pair, random), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
     if not source.records:
@@ -538,8 +541,8 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
         np.asarray([[r.height, r.width] for r in source.records], np.int32),
     ))
     if training:
-        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=True)
-    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)))
+        ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=False)
+    ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
 
     def read(path, image_path, height, width):
         return _load_mask(path, image_path, height, width, lookup, num_classes)

@@ -9,6 +9,7 @@ and renamed over it (`kerascv_tl.utils.io.atomic_path`), so a reader never sees 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from pathlib import Path
@@ -19,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kerascv_tl.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 DPI = 100
 MISTAKE_COLOR = "#c0392b"
@@ -218,7 +221,11 @@ def plot_training_curves(histories: Sequence[tuple[str, str | Path]], path: str 
         axes.xaxis.get_major_locator().set_params(integer=True)
         if axes.lines:
             axes.legend(fontsize=8, loc="best")
-    return _save(figure, path)
+    try:
+        return _save(figure, path)
+    except RuntimeError as e:  # FreeType's "raster overflow" on some wild loss values: the run must not die
+        log.warning("could not draw %s (%s); writing a note instead", path, e)
+        return _message_png(path, "training curves could not be drawn")
 
 
 # ------------------------------------------------------------------------------------------------ image grids

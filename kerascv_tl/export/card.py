@@ -46,6 +46,7 @@ def model_card(config, class_names: Sequence[str], backbone_info: dict, metrics:
         "preprocessing": backbone_info.get("preprocessing"),
         "backbone": {k: backbone_info.get(k) for k in ("name", "pooling", "weights_source")},
         "recipe": config.recipe,
+        "precision": getattr(config, "precision", "float32"),  # the dtype policy the model computes in
         "metrics": {k: metrics[k] for k in HEADLINE_METRICS if metrics and k in metrics},
         "data": {"train": config.data.train, "val": config.data.val or f"stratified split {config.data.val_fraction}"},
         "run_dir": run_dir,

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import keras
 
 from kerascv_tl.backbones import Backbone, build_backbone
 from kerascv_tl.data.classification import ImageSource, load_classification_sources
-from kerascv_tl.data.pipeline import eval_dataset, training_dataset
-from kerascv_tl.distribute import resolve_strategy
+from kerascv_tl.data.epochs import EpochData
+from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.evaluation.report import predict_all, write_classification_report
-from kerascv_tl.export.card import model_card
-from kerascv_tl.recipes.runner import RunFolder, TaskSetup
+from kerascv_tl.precision import precision_scope
+from kerascv_tl.recipes.runner import RunFolder, TaskSetup, write_model_card
 from kerascv_tl.tasks.classifier import classifier
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -23,8 +22,8 @@ log = logging.getLogger(__name__)
 class ClassificationSetup(TaskSetup):
     """Sources are `ImageSource`s; the datasets come from the classification pipeline."""
 
-    def train_dataset(self):
-        return training_dataset(self.train, self.config.data, self.config.train.batch_size, self.config.seed)
+    def train_dataset(self) -> EpochData:
+        return training_epochs(self.train, self.config.data, self.config.train.batch_size, self.config.seed)
 
     def val_dataset(self):
         return eval_dataset(self.val, self.config.data, self.config.train.batch_size, cache=True)
@@ -37,6 +36,7 @@ def backbone_info(backbone: Backbone) -> dict:
         "pooling": backbone.pooling,
         "preprocessing": backbone.preprocessing.to_dict(),
         "weights_source": backbone.weights_source,
+        "precision": backbone.model.dtype_policy.name,  # the policy it was built with (part of the feature cache key)
     }
 
 
@@ -50,13 +50,13 @@ def backbone_from_config(config) -> Backbone:
     return build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
 
 
-def setup(config, run: RunFolder) -> ClassificationSetup:
+def setup(config, run: RunFolder, strategy) -> ClassificationSetup:
     train, val = load_classification_sources(config.data, config.seed)
     log.info("data: %d training and %d validation images, %d classes %s", len(train), len(val),
              train.num_classes, train.class_names)
     run.save_class_names(train.class_names)
-    strategy = resolve_strategy(config.strategy)
-    with strategy.scope():
+    # The model is built under the config's dtype policy, which is put back afterwards (kerascv_tl/precision.py).
+    with strategy.scope(), precision_scope(config.precision):
         backbone = backbone_from_config(config)
         model = classifier(backbone, train.num_classes, dropout=config.head.dropout)
     atomic_write_json(run / "backbone.json", backbone_info(backbone))
@@ -73,19 +73,16 @@ def evaluate_model(model: keras.Model, source: ImageSource, data_config, out_dir
     return write_classification_report(out_dir, y_true, probs, class_names, mistakes, histories, extra)
 
 
-def finish(s: ClassificationSetup, started: float) -> dict:
+def finish(s: ClassificationSetup) -> dict:
     """Saves the final model, evaluates it on the validation data and writes the model card."""
     s.run.save_model(s.model)
     extra = {
         "recipe": s.config.recipe,
         "backbone": s.backbone.name,
         "num_train_examples": len(s.train),
-        "train_wall_time_s": round(s.run.training_seconds(), 1),
-        "this_invocation_wall_time_s": round(time.time() - started, 1),
     }
     metrics = evaluate_model(s.model, s.val, s.config.data, s.run.root, s.class_names, s.config.train.batch_size,
                              s.run.history_files(), extra)
-    card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
-    atomic_write_json(s.run / "model_card.json", card)
+    write_model_card(s, metrics)
     return metrics
 

@@ -13,12 +13,15 @@ import keras
 import numpy as np
 
 from kerascv_tl.data import detection as det
+from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.data.errors import DataError
-from kerascv_tl.distribute import resolve_strategy
 from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid
+from kerascv_tl.precision import precision_scope, resolve_jit_compile
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
+from kerascv_tl.recipes.global_clip import GlobalClipAdam
 from kerascv_tl.recipes.phases import fit_head_then_backbone
-from kerascv_tl.recipes.runner import RunFolder, TaskSetup, run_summary, write_model_card, write_report
+from kerascv_tl.recipes.runner import (RunFolder, TaskSetup, run_summary, steps_per_epoch, write_model_card,
+                                       write_report)
 from kerascv_tl.tasks import detector
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -64,32 +67,38 @@ def load_sources(data_config, seed: int) -> tuple[det.DetectionSource, det.Detec
     return train, val
 
 
-def setup(config, run: RunFolder) -> DetectionSetup:
+def setup(config, run: RunFolder, strategy) -> DetectionSetup:
     train, val = load_sources(config.data, config.seed)
     boxes = sum(len(r.boxes) for r in train.records)
     log.info("data: %d training images (%d boxes), %d validation images, %d classes", len(train.records), boxes,
              len(val.records), len(train.class_names))
     run.save_class_names(train.class_names)
-    strategy = resolve_strategy(config.strategy)
-    with strategy.scope():
+    # The model is built under the config's dtype policy, which is put back afterwards (kerascv_tl/precision.py).
+    with strategy.scope(), precision_scope(config.precision):
         backbone = backbone_from_config(config)
         model = detector(backbone, len(train.class_names))
     atomic_write_json(run / "backbone.json", backbone_info(backbone))
     return DetectionSetup(config, run, train, val, backbone, model, strategy)
 
 
-def _compile(model: keras.Model, learning_rate) -> None:
+def compile_detector(model: keras.Model, learning_rate, jit_compile: bool | str = "auto") -> None:
     # Clipping: RetinaNet's focal and box losses are large while the new heads are random.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=10.0))
+    model.compile(optimizer=GlobalClipAdam(learning_rate, global_clipnorm=10.0),
+                  jit_compile=resolve_jit_compile(jit_compile))
 
 
 def run(s: DetectionSetup, verbose: int = 2) -> None:
     config, train_config = s.config, s.config.train
     size, batch = config.data.image_size, train_config.batch_size
-    train_data = det.detection_dataset(s.train, size, batch, True, config.seed, config.data.max_boxes)
+    train_data = EpochData(
+        lambda epoch: det.detection_dataset(s.train, size, batch, True, config.seed, config.data.max_boxes, epoch),
+        steps=steps_per_epoch(len(s.train.records), batch))
     val_data = det.detection_dataset(s.val, size, batch, False, config.seed, config.data.max_boxes).cache()
-    fit_head_then_backbone(config, s.run, s.model, s.strategy, train_data, val_data, len(s.train.records), _compile,
-                           verbose)
+
+    def compile_model(model, learning_rate):
+        compile_detector(model, learning_rate, config.jit_compile)
+
+    fit_head_then_backbone(config, s.run, s.model, s.strategy, train_data, val_data, compile_model, verbose)
 
 
 def predict_source(model: keras.Model, source: det.DetectionSource, image_size: int, batch_size: int,
@@ -135,9 +144,9 @@ def evaluate_detector(model, source, data_config, out_dir, class_names, batch_si
     return write_report(out, metrics, histories, extra)
 
 
-def finish(s: DetectionSetup, started: float) -> dict:
+def finish(s: DetectionSetup) -> dict:
     s.run.save_model(s.model)
     metrics = evaluate_detector(s.model, s.val, s.config.data, s.run.root, s.class_names,
-                                s.config.train.batch_size, s.run.history_files(), run_summary(s, "detection", started))
+                                s.config.train.batch_size, s.run.history_files(), run_summary(s, "detection"))
     write_model_card(s, metrics)
     return metrics

@@ -1,7 +1,8 @@
 """On-disk cache of frozen-backbone embeddings, keyed by everything that changes them.
 
 The key covers the backbone name, its weights' provenance (file hash, preset handle, ImageNet loader),
-the preprocessing, image size and crop, and the source's fingerprint (file list, sizes, mtimes, labels).
+the preprocessing, image size and crop, the precision when it is not float32, and the source's fingerprint
+(file list, sizes, mtimes, labels).
 Randomly initialised backbones also key on the seed. Files are .npz read with allow_pickle=False.
 """
 
@@ -33,6 +34,8 @@ def cache_key(backbone_info: dict, source: ImageSource, data_config, seed: int) 
     }
     if backbone_info["weights_source"].get("kind") == "none":
         parts["seed"] = seed
+    if backbone_info.get("precision", "float32") != "float32":  # 16-bit embeddings differ (float32 keys unchanged)
+        parts["precision"] = backbone_info["precision"]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from kerascv_tl.recipes.classification import ClassificationSetup, backbone_info
 from kerascv_tl.recipes.feature_cache import cache_key, cached_embeddings
-from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best, save_weights
+from kerascv_tl.data.epochs import EpochData, epoch_seed
+from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best, save_weights, steps_per_epoch
 from kerascv_tl.tasks import feature_extractor, freeze_backbone, head_model
 
 
@@ -31,7 +32,8 @@ def train_head(s: ClassificationSetup, epochs: int, verbose: int = 2, image_data
     with s.strategy.scope():
         freeze_backbone(s.model)
         trained = head_model(s.model) if train_config.cache_features else s.model
-        compile_classifier(trained, train_config, train_config.learning_rate, s.train.num_classes)
+        compile_classifier(trained, train_config, train_config.learning_rate, s.train.num_classes,
+                           s.config.jit_compile)
     if train_config.cache_features:
         train_data, val_data = _cached_datasets(s)
     else:
@@ -47,13 +49,17 @@ def _cached_datasets(s: ClassificationSetup):
     cache_dir = config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
     extractor = feature_extractor(s.model)
     info = backbone_info(s.backbone)
+    batch = config.train.batch_size
     datasets = []
-    for source, training in ((s.train, True), (s.val, False)):
+    for source in (s.train, s.val):
         key = cache_key(info, source, config.data, config.seed)
-        embeddings, labels = cached_embeddings(extractor, source, config.data, cache_dir, key, config.train.batch_size)
+        embeddings, labels = cached_embeddings(extractor, source, config.data, cache_dir, key, batch)
         one_hot = keras.utils.to_categorical(labels, source.num_classes).astype(np.float32)
-        ds = tf.data.Dataset.from_tensor_slices((embeddings, one_hot))
-        if training:
-            ds = ds.shuffle(len(embeddings), seed=config.seed, reshuffle_each_iteration=True)
-        datasets.append(ds.batch(config.train.batch_size).prefetch(tf.data.AUTOTUNE))
-    return datasets
+        datasets.append(tf.data.Dataset.from_tensor_slices((embeddings, one_hot)))
+    train, val = datasets
+
+    def epoch(e: int) -> tf.data.Dataset:
+        shuffled = train.shuffle(len(s.train), seed=epoch_seed(config.seed, e), reshuffle_each_iteration=False)
+        return shuffled.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+    return EpochData(epoch, steps_per_epoch(len(s.train), batch)), val.batch(batch).prefetch(tf.data.AUTOTUNE)

@@ -15,7 +15,7 @@ import keras
 
 from kerascv_tl.recipes.classification import ClassificationSetup
 from kerascv_tl.recipes.feature_extraction import train_head
-from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best, steps_per_epoch
+from kerascv_tl.recipes.runner import compile_classifier, fit_phase, restore_best
 from kerascv_tl.tasks import unfreeze_backbone
 from kerascv_tl.tasks.freeze import parse_unfreeze
 
@@ -40,7 +40,7 @@ def run(s: ClassificationSetup, verbose: int = 2) -> None:
         blocks = unfreeze_backbone(s.model, **parse_unfreeze(train_config.unfreeze))
         log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
         schedule = warmup_cosine(train_config.fine_tune_learning_rate, train_config.epochs, train_config.warmup_epochs,
-                                 steps_per_epoch(len(s.train), train_config.batch_size))
-        compile_classifier(s.model, train_config, schedule, s.train.num_classes)
+                                 train_data.steps)
+        compile_classifier(s.model, train_config, schedule, s.train.num_classes, s.config.jit_compile)
     fit_phase(s.run, "fine_tune", s.model, train_data, val_data, train_config.epochs, train_config, verbose)
     restore_best(s.run, s.model)

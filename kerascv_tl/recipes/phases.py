@@ -14,16 +14,16 @@ from typing import Callable
 import keras
 
 from kerascv_tl.recipes.fine_tune import warmup_cosine
-from kerascv_tl.recipes.runner import RunFolder, fit_phase, restore_best, steps_per_epoch
+from kerascv_tl.data.epochs import EpochData
+from kerascv_tl.recipes.runner import RunFolder, fit_phase, restore_best
 from kerascv_tl.tasks import freeze_backbone, unfreeze_backbone
 from kerascv_tl.tasks.freeze import parse_unfreeze
 
 log = logging.getLogger(__name__)
 
 
-def fit_head_then_backbone(config, run: RunFolder, model: keras.Model, strategy, train_data, val_data,
-                           num_train_examples: int, compile_model: Callable[[keras.Model, object], None],
-                           verbose: int = 2) -> None:
+def fit_head_then_backbone(config, run: RunFolder, model: keras.Model, strategy, train_data: EpochData, val_data,
+                           compile_model: Callable[[keras.Model, object], None], verbose: int = 2) -> None:
     """`compile_model(model, learning_rate_or_schedule)` compiles for the task (under the strategy)."""
     train_config = config.train
     head_epochs = train_config.head_epochs if config.recipe == "fine_tune" else train_config.epochs
@@ -36,8 +36,7 @@ def fit_head_then_backbone(config, run: RunFolder, model: keras.Model, strategy,
             blocks = unfreeze_backbone(model, **parse_unfreeze(train_config.unfreeze))
             log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
             schedule = warmup_cosine(train_config.fine_tune_learning_rate, train_config.epochs,
-                                     train_config.warmup_epochs,
-                                     steps_per_epoch(num_train_examples, train_config.batch_size))
+                                     train_config.warmup_epochs, train_data.steps)
             compile_model(model, schedule)
         fit_phase(run, "fine_tune", model, train_data, val_data, train_config.epochs, train_config, verbose)
     restore_best(run, model)

@@ -27,6 +27,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerascv_tl.data.epochs import EpochData
+from kerascv_tl.recipes.distributed_loop import fit_function
+from kerascv_tl.recipes.resume import ResumableEarlyStopping, StepBackupAndRestore
 from kerascv_tl.utils.io import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ class RunFolder:
     def load_model(self) -> keras.Model:
         """The run's final model; `.keras` files load with safe_mode (no arbitrary code)."""
         import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for deserialisation)
+        import kerascv_tl.tasks.retinanet  # noqa: F401  (imports KerasHub, so only when a run is loaded)
 
         return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
 
@@ -111,14 +115,23 @@ def monitor_mode(monitor: str) -> str:
     return "min" if "loss" in monitor or "error" in monitor else "max"
 
 
-def best_so_far(run: RunFolder, monitor: str) -> float | None:
-    """Best monitored value across every logged epoch of the run (CSVLogger files survive restarts)."""
-    values = []
-    for _, path in run.history_files():
+def logged_epochs(run: RunFolder, phase: str | None, monitor: str) -> list[tuple[int, float]]:
+    """(epoch, monitored value) from the CSV logs, one per epoch (a resumed run may log an epoch twice:
+    the later row wins); every phase when `phase` is None."""
+    values: dict[tuple[str, int], float] = {}
+    for name, path in run.history_files():
+        if phase is not None and name != phase:
+            continue
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 if row.get(monitor) not in (None, ""):
-                    values.append(float(row[monitor]))
+                    values[(name, int(row["epoch"]))] = float(row[monitor])
+    return [(epoch, value) for (_, epoch), value in values.items()]
+
+
+def best_so_far(run: RunFolder, monitor: str) -> float | None:
+    """Best monitored value across every logged epoch of the run (CSVLogger files survive restarts)."""
+    values = [value for _, value in logged_epochs(run, None, monitor)]
     if not values:
         return None
     return min(values) if monitor_mode(monitor) == "min" else max(values)
@@ -128,13 +141,18 @@ def fit_phase(
     run: RunFolder,
     phase: str,
     model: keras.Model,
-    train_data,
+    train_data: EpochData,
     val_data,
     epochs: int,
     train_config,
     verbose: int = 2,
 ) -> bool:
-    """Fits one phase with checkpointing, resume, early stopping and logs. Returns False if it was already done."""
+    """Fits one phase with checkpointing, exact resume, early stopping and logs.
+
+    Returns False if the phase was already done. A killed phase resumes at the step of its last backup
+    (`train.backup_every_steps`, and every epoch end): the interrupted epoch is finished first (a `fit` of
+    its remaining steps), then the remaining epochs.
+    """
     done = run / f"phase_{phase}.done.json"
     phase_weights = run / f"phase_{phase}.weights.h5"
     if done.is_file() and phase_weights.is_file():
@@ -142,30 +160,46 @@ def fit_phase(
         log.info("phase %s already finished in %s; reloaded its weights", phase, run.root)
         return False
     monitor, mode = train_config.monitor, monitor_mode(train_config.monitor)
-    threshold = best_so_far(run, monitor)
     run.best_weights.parent.mkdir(parents=True, exist_ok=True)
+    backup = StepBackupAndRestore(run / "backup" / phase, save_freq=train_config.backup_every_steps or "epoch")
+    backup.set_model(model)
+    first_epoch, steps_done = backup.restore()
     # Order matters for a kill between two callbacks: the CSV row and the best checkpoint are written
     # before the backup, so a resumed run repeats that epoch instead of losing its log row.
     callbacks = [
         keras.callbacks.CSVLogger(str(run.history(phase)), append=True),
         keras.callbacks.ModelCheckpoint(
             str(run.best_weights), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
-            initial_value_threshold=threshold,
+            initial_value_threshold=best_so_far(run, monitor),
         ),
         keras.callbacks.TensorBoard(str(run / "logs" / phase), write_graph=False, profile_batch=0),
     ]
+    early = None
     if train_config.early_stopping_patience > 0:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor, patience=train_config.early_stopping_patience, mode=mode))
-    # double_checkpoint keeps the previous state too, so a kill during a backup write can fall back on it.
-    callbacks.append(keras.callbacks.BackupAndRestore(str(run / "backup" / phase),
-                                                      save_freq=train_config.backup_every_steps or "epoch",
-                                                      double_checkpoint=True))
+        early = ResumableEarlyStopping(monitor, patience=train_config.early_stopping_patience, mode=mode)
+        early.set_model(model)
+        callbacks.append(early)
+    callbacks.append(backup)
+    fit = fit_function(model)
     started = time.time()
-    if epochs > 0:
-        model.fit(train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    while first_epoch < epochs:
+        logged = [(e, v) for e, v in logged_epochs(run, phase, monitor) if e < first_epoch]
+        if early is not None and early.resume(sorted(logged)):
+            break
+        # The first fit finishes an interrupted epoch (only its remaining steps), the second runs the rest.
+        last_epoch = first_epoch + 1 if steps_done else epochs
+        backup.prepare_fit(first_epoch, steps_done, train_data.steps)
+        model.stop_training = False
+        fit(train_data.stream(first_epoch, last_epoch, skip_steps=steps_done), validation_data=val_data,
+            steps_per_epoch=train_data.steps - steps_done, initial_epoch=first_epoch, epochs=last_epoch,
+            callbacks=callbacks, verbose=verbose)
+        if model.stop_training:
+            break
+        first_epoch, steps_done = last_epoch, 0
     save_weights(model, phase_weights)
     # Seconds of the invocation that finished the phase (an interrupted phase's earlier part is not counted).
     atomic_write_json(done, {"phase": phase, "epochs": epochs, "seconds": round(time.time() - started, 1)})
+    shutil.rmtree(run / "backup" / phase, ignore_errors=True)
     return True
 
 
@@ -204,7 +238,12 @@ def make_optimizer(train_config, learning_rate):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def compile_classifier(model: keras.Model, train_config, learning_rate, num_classes: int) -> None:
+def compile_classifier(model: keras.Model, train_config, learning_rate, num_classes: int,
+                       jit_compile: bool | str = "auto") -> None:
+    """`jit_compile`: the config value (true, false, auto); see `kerascv_tl.precision.resolve_jit_compile`.
+    A mixed_float16 model gets Keras' LossScaleOptimizer around the optimizer from `model.compile` itself."""
+    from kerascv_tl.precision import resolve_jit_compile
+
     metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     if num_classes >= 5:
         metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"))
@@ -212,6 +251,7 @@ def compile_classifier(model: keras.Model, train_config, learning_rate, num_clas
         optimizer=make_optimizer(train_config, learning_rate),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train_config.label_smoothing),
         metrics=metrics,
+        jit_compile=resolve_jit_compile(jit_compile),
     )
 
 
@@ -244,11 +284,18 @@ def write_report(out_dir: str | Path, metrics: dict, histories=(), extra: dict |
     return metrics
 
 
-def run_summary(s: TaskSetup, task: str, started: float) -> dict:
-    """The figures every detection/segmentation metrics.json carries beside the task's own."""
-    return {"recipe": s.config.recipe, "task": task, "backbone": s.backbone.name, "num_train_images": len(s.train),
-            "train_wall_time_s": round(s.run.training_seconds(), 1),
-            "this_invocation_wall_time_s": round(time.time() - started, 1)}
+def run_summary(s: TaskSetup, task: str) -> dict:
+    """The facts every detection/segmentation metrics.json carries beside the task's own figures.
+
+    Wall times go to timings.json instead, so that two runs with the same seed write identical metrics."""
+    return {"recipe": s.config.recipe, "task": task, "backbone": s.backbone.name, "num_train_images": len(s.train)}
+
+
+def write_timings(run: RunFolder, started: float) -> dict:
+    timings = {"train_wall_time_s": round(run.training_seconds(), 1),
+               "this_invocation_wall_time_s": round(time.time() - started, 1)}
+    atomic_write_json(run / "timings.json", timings)
+    return timings
 
 
 def write_model_card(s: TaskSetup, metrics: dict) -> None:
@@ -256,4 +303,5 @@ def write_model_card(s: TaskSetup, metrics: dict) -> None:
     from kerascv_tl.recipes.classification import backbone_info
 
     card = model_card(s.config, s.class_names, backbone_info(s.backbone), metrics, str(s.run.root))
+    card["training_time_s"] = round(s.run.training_seconds(), 1)
     atomic_write_json(s.run / "model_card.json", card)

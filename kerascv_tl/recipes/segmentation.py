@@ -14,11 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from kerascv_tl.data import segmentation as seg
-from kerascv_tl.distribute import resolve_strategy
+from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.evaluation.segmentation import ConfusionAccumulator, plot_segmentation_grid, segmentation_metrics
+from kerascv_tl.precision import precision_scope, resolve_jit_compile
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
 from kerascv_tl.recipes.phases import fit_head_then_backbone
-from kerascv_tl.recipes.runner import RunFolder, TaskSetup, make_optimizer, run_summary, write_model_card, write_report
+from kerascv_tl.recipes.runner import (RunFolder, TaskSetup, make_optimizer, run_summary, steps_per_epoch,
+                                       write_model_card, write_report)
 from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -30,35 +32,36 @@ NUM_OVERLAYS = 6
 SegmentationSetup = TaskSetup
 
 
-def setup(config, run: RunFolder) -> SegmentationSetup:
+def setup(config, run: RunFolder, strategy) -> SegmentationSetup:
     train, val = seg.segmentation_source_from_config(config.data, config.seed)
     log.info("data: %d training and %d validation image/mask pairs, %d classes", len(train), len(val),
              train.num_classes)
     run.save_class_names(train.class_names)
-    strategy = resolve_strategy(config.strategy)
-    with strategy.scope():
+    # The model is built under the config's dtype policy, which is put back afterwards (kerascv_tl/precision.py).
+    with strategy.scope(), precision_scope(config.precision):
         backbone = backbone_from_config(config)
         model = segmenter(backbone, train.num_classes, architecture=config.head.architecture)
     atomic_write_json(run / "backbone.json", backbone_info(backbone))
     return SegmentationSetup(config, run, train, val, backbone, model, strategy)
 
 
-def compile_segmenter(model: keras.Model, train_config, learning_rate, num_classes: int) -> None:
+def compile_segmenter(model: keras.Model, train_config, learning_rate, num_classes: int,
+                      jit_compile: bool | str = "auto") -> None:
     model.compile(optimizer=make_optimizer(train_config, learning_rate), loss=segmentation_loss(),
-                  metrics=[mean_iou_metric(num_classes)])
+                  metrics=[mean_iou_metric(num_classes)], jit_compile=resolve_jit_compile(jit_compile))
 
 
 def run(s: SegmentationSetup, verbose: int = 2) -> None:
     config = s.config
     size, batch = config.data.image_size, config.train.batch_size
-    train_data = seg.segmentation_dataset(s.train, size, batch, True, config.seed)
+    train_data = EpochData(lambda epoch: seg.segmentation_dataset(s.train, size, batch, True, config.seed, epoch),
+                           steps=steps_per_epoch(len(s.train), batch))
     val_data = seg.segmentation_dataset(s.val, size, batch, False, config.seed).cache()
 
     def compile_model(model, learning_rate):
-        compile_segmenter(model, config.train, learning_rate, s.train.num_classes)
+        compile_segmenter(model, config.train, learning_rate, s.train.num_classes, config.jit_compile)
 
-    fit_head_then_backbone(config, s.run, s.model, s.strategy, train_data, val_data, len(s.train), compile_model,
-                           verbose)
+    fit_head_then_backbone(config, s.run, s.model, s.strategy, train_data, val_data, compile_model, verbose)
 
 
 def predict_class_maps(model: keras.Model, source: seg.SegmentationSource, image_size: int, batch_size: int = 8):
@@ -98,9 +101,9 @@ def evaluate_segmenter(model, source, data_config, out_dir, class_names, batch_s
     return write_report(out, metrics, histories, extra)
 
 
-def finish(s: SegmentationSetup, started: float) -> dict:
+def finish(s: SegmentationSetup) -> dict:
     s.run.save_model(s.model)
-    extra = {**run_summary(s, "segmentation", started), "architecture": s.model.name}
+    extra = {**run_summary(s, "segmentation"), "architecture": s.model.name}
     metrics = evaluate_segmenter(s.model, s.val, s.config.data, s.run.root, s.class_names, s.config.train.batch_size,
                                  s.run.history_files(), extra)
     write_model_card(s, metrics)

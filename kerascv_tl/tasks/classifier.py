@@ -58,7 +58,7 @@ def classifier(
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=f"{backbone.name.replace('/', '_')}_classifier")
+    return keras.Model(inputs, outputs, name=f"{backbone.short_name}_classifier")
 
 
 def feature_extractor(model: keras.Model) -> keras.Model:

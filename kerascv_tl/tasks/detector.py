@@ -1,6 +1,7 @@
 """Object detector: KerasHub RetinaNet on a registry backbone through the feature-pyramid adapter.
 
-`detector(...)` returns KerasHub's `RetinaNetObjectDetector`, a plain keras.Model subclass: it compiles
+`detector(...)` returns a `RetinaNetDetector` (KerasHub's `RetinaNetObjectDetector` with its loss normalised over
+the global batch under tf.distribute, see `tasks/retinanet.py`), a plain keras.Model subclass: it compiles
 with focal + Huber losses by default, fits on (images, {"boxes", "labels"}) with boxes in "xyxy" pixels of
 the model input (labels padded with -1), predicts decoded, non-max-suppressed boxes, saves and loads.
 Images are RGB pixels in [0, 255] at `image_size` x `image_size` (see `resize_with_pad`).
@@ -12,6 +13,7 @@ import keras
 
 from kerascv_tl.backbones import Backbone, build_backbone
 from kerascv_tl.backbones.pyramid import pyramid_encoder
+from kerascv_tl.precision import float32_scope, follow_backbone_policy
 
 BOX_FORMAT = "xyxy"
 
@@ -35,10 +37,18 @@ def detector(
     retinanet_backbone = keras_hub.models.RetinaNetBackbone(
         image_encoder=encoder, min_level=3, max_level=7, use_p5=False, image_shape=(size, size, 3),
     )
-    return keras_hub.models.RetinaNetObjectDetector(
-        backbone=retinanet_backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
-        name=f"{backbone.short_name}_retinanet",
-    )
+    from kerascv_tl.tasks.retinanet import RetinaNetDetector
+
+    # The FPN and the prediction heads compute in the policy the backbone was built with (KerasHub gives the heads
+    # the backbone's policy, also when the model is reloaded); the detector's own layers, the reshapes and
+    # concatenations that gather the heads' per-level outputs, are float32, so the class logits and box deltas the
+    # losses and the box decoder see are float32 in every precision (also after reloading under the default policy).
+    with float32_scope():
+        model = RetinaNetDetector(
+            backbone=retinanet_backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
+            name=f"{backbone.short_name}_retinanet",
+        )
+    return follow_backbone_policy(model)
 
 
 def detector_encoder(model: keras.Model) -> keras.Model:

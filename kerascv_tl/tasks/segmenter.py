@@ -14,6 +14,7 @@ import keras
 from kerascv_tl.backbones import Backbone, build_backbone
 from kerascv_tl.backbones.pyramid import pyramid_encoder
 from kerascv_tl.data.segmentation import IGNORE_INDEX
+from kerascv_tl.precision import float32_scope, follow_backbone_policy
 
 ARCHITECTURES = ("auto", "deeplabv3", "segformer")
 DEEPLAB_DILATION_RATES = (6, 12, 18)  # atrous rates of the spatial pyramid pooling on the stride-16 level
@@ -43,16 +44,24 @@ def segmenter(
         architecture = "segformer" if type(backbone.model).__name__ == "MiTBackbone" else "deeplabv3"
     size = backbone.image_size
     name = f"{backbone.short_name}_{architecture}"
+    # The encoder and the decoder compute in the current dtype policy; the segmenter's own layers (the 1x1
+    # classifier convolution, and SegFormer's dropout and resize to the input size) are float32, so the logits
+    # the loss and the metrics see are float32 in every precision (reloaded under the default float32 policy, the
+    # model is rebuilt the same way: the encoder and decoder keep their saved policy).
     if architecture == "segformer":
         encoder = pyramid_encoder(backbone, strides=(4, 8, 16, 32), level_offset=1)  # SegFormer reads P1..P4
         head = keras_hub.models.SegFormerBackbone(image_encoder=encoder, projection_filters=256)
-        return keras_hub.models.SegFormerImageSegmenter(backbone=head, num_classes=num_classes, name=name)
+        with float32_scope():
+            model = keras_hub.models.SegFormerImageSegmenter(backbone=head, num_classes=num_classes, name=name)
+        return follow_backbone_policy(model)
     encoder = pyramid_encoder(backbone, strides=(4, 16))
     head = keras_hub.models.DeepLabV3Backbone(
         image_encoder=encoder, spatial_pyramid_pooling_key="P4", low_level_feature_key="P2", upsampling_size=4,
         dilation_rates=list(DEEPLAB_DILATION_RATES), image_shape=(size, size, 3),
     )
-    return keras_hub.models.DeepLabV3ImageSegmenter(backbone=head, num_classes=num_classes, name=name)
+    with float32_scope():
+        model = keras_hub.models.DeepLabV3ImageSegmenter(backbone=head, num_classes=num_classes, name=name)
+    return follow_backbone_policy(model)
 
 
 def segmentation_loss() -> keras.losses.Loss:

@@ -5,7 +5,7 @@ from PIL import Image
 
 from kerascv_tl.config import load_config
 from kerascv_tl.data.classification import folder_source
-from kerascv_tl.data.pipeline import eval_dataset, training_dataset
+from kerascv_tl.data.pipeline import eval_dataset, training_dataset, training_epochs
 from kerascv_tl.data.transforms import eval_transform, random_resized_crop, resize_shorter_side
 
 
@@ -47,10 +47,22 @@ def test_training_pipeline_is_seeded(source, cache):
     assert not np.array_equal(a[0], c[0])
 
 
-def test_cached_pipeline_reshuffles_every_epoch(source):
-    ds = training_dataset(source, _config("data.cache=true", "data.augment.flip=false"), batch_size=12, seed=0)
-    epochs = [labels.numpy().argmax(1).tolist() for _, labels in ds.repeat(2)]
-    assert sorted(epochs[0]) == sorted(epochs[1]) and epochs[0] != epochs[1]
+@pytest.mark.parametrize("cache", ["true", "false"])
+def test_each_epoch_is_shuffled_anew_and_depends_only_on_seed_and_epoch(source, cache):
+    data = training_epochs(source, _config(f"data.cache={cache}", "data.augment.flip=false"), batch_size=4, seed=0)
+    epochs = [[label for _, labels in data.make(epoch) for label in labels.numpy().argmax(1).tolist()]
+              for epoch in (0, 1)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) == sorted(source.labels.tolist()) and epochs[0] != epochs[1]
+    assert data.steps == 3
+    # Epoch 1 built alone (a resumed run) is epoch 1 of the uninterrupted stream, pixel for pixel.
+    stream = [images.numpy() for images, _ in data.stream(0, 2)]
+    alone = [images.numpy() for images, _ in data.make(1)]
+    for a, b in zip(stream[data.steps:], alone):
+        np.testing.assert_array_equal(a, b)
+    # Skipping a resumed epoch's first steps leaves exactly its remaining batches.
+    skipped = [images.numpy() for images, _ in data.stream(1, 2, skip_steps=1)]
+    assert len(skipped) == data.steps - 1
+    np.testing.assert_array_equal(skipped[0], alone[1])
 
 
 def test_eval_pipeline_is_eval_transform_in_source_order(source):

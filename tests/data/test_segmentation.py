@@ -164,20 +164,18 @@ def test_training_batches_are_reproducible_per_seed(shapes_source):
         np.testing.assert_array_equal(mask_a, mask_b)
     assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, other))
     assert all(0.0 <= b[0].min() and b[0].max() <= 255.0 for b in first)
-    # A second epoch of the same dataset is shuffled and cropped anew.
-    ds = segmentation_dataset(shapes_source, 32, 3, training=True, seed=1)
-    epoch1, epoch2 = _batches(ds), _batches(ds)
-    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(epoch1, epoch2))
+    # The next epoch is shuffled and cropped anew.
+    epoch1 = _batches(segmentation_dataset(shapes_source, 32, 3, training=True, seed=1, epoch=1))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(first, epoch1))
 
 
 def test_training_masks_only_hold_values_of_the_original(shapes_source):
     for index in (0, 1, 2):
         record = shapes_source.records[index]
         original = set(np.unique(read_mask(record, None, 4)).tolist())
-        single = shapes_source.subset([index], "one image")
-        ds = segmentation_dataset(single, 40, 1, training=True, seed=index).repeat(6)
-        for _, mask in ds:
-            assert set(np.unique(mask.numpy()).tolist()) <= original
+        repeated = shapes_source.subset([index] * 6, "one image, six times")  # six different random crops
+        for _, mask in _batches(segmentation_dataset(repeated, 40, 1, training=True, seed=index)):
+            assert set(np.unique(mask).tolist()) <= original
 
 
 QUADRANT_COLOURS = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255], [0, 255, 0]], np.float32)
@@ -193,10 +191,11 @@ def test_training_crop_and_flip_keep_image_and_mask_aligned(tmp_path):
     image = QUADRANT_COLOURS[mask].astype(np.uint8)
     record = MaskRecord(str(_save(tmp_path / "quad.png", image)), str(_save(tmp_path / "quad_mask.png", mask)),
                         width, height)
-    source = SegmentationSource([record], ["black", "red", "blue", "green"], "quadrants")
+    # The same pair 24 times: each copy gets its own random crop and flip.
+    source = SegmentationSource([record] * 24, ["black", "red", "blue", "green"], "quadrants")
     fractions, flipped, upright = [], 0, 0
-    for images, masks in segmentation_dataset(source, 32, 1, training=True, seed=3).repeat(24):
-        out_image, out_mask = images.numpy()[0], masks.numpy()[0]
+    for images, masks in _batches(segmentation_dataset(source, 32, 1, training=True, seed=3)):
+        out_image, out_mask = images[0], masks[0]
         assert set(np.unique(out_mask).tolist()) <= {0, 1, 2, 3}
         colour_class = np.argmin(((out_image[:, :, None, :] - QUADRANT_COLOURS) ** 2).sum(-1), axis=-1)
         # Away from class borders (where bilinear image pixels blend), the colour gives the mask's class.

@@ -82,30 +82,50 @@ def test_cached_features_train_the_exported_image_model(shapes_classification, t
     assert len(list((tmp_path / "cache").iterdir())) == 4
 
 
-def test_killed_run_resumes_where_it_stopped(shapes_classification, tmp_path):
-    """SIGKILL in the middle of the fine-tune phase; the same command then finishes the run."""
-    run_dir = tmp_path / "run"
-    overrides = tiny_overrides(shapes_classification, **{"train.epochs": 25, "train.head_epochs": 1})
-    command = [sys.executable, "-m", "kerascv_tl.cli", "train", str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml"),
-               "--output", str(run_dir)] + [a for o in overrides for a in ("--set", o)]
+def test_killed_run_resumes_at_its_last_step_and_ends_like_an_uninterrupted_run(shapes_classification, tmp_path):
+    """SIGKILL in the middle of a fine-tune epoch; the same command then finishes the run, and its metrics
+    equal those of a run that was never interrupted (same seed, dropout on)."""
+    overrides = tiny_overrides(shapes_classification, **{"train.epochs": 3, "train.head_epochs": 1,
+                                                         "train.backup_every_steps": 1, "head.dropout": 0.3})
+    recipe = str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml")
+
+    def command(run_dir):
+        return [sys.executable, "-m", "kerascv_tl.cli", "train", recipe, "--output", str(run_dir)] + [
+            a for o in overrides for a in ("--set", o)]
+
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    metadata = run_dir / "backup" / "fine_tune" / "training_metadata.json"
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(command(run_dir), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    backup = run_dir / "backup" / "fine_tune" / "rng_state.json"  # written last by each backup, atomically
     deadline = time.time() + 240
-    while not metadata.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    while process.poll() is None and time.time() < deadline:
+        if backup.exists() and json.loads(backup.read_text())["batch"] >= 0:
+            break  # a complete backup in the middle of an epoch
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
-    logged_before = {int(r["epoch"]) for r in _rows(run_dir / "history_fine_tune.csv")}
-    assert logged_before and max(logged_before) < 24, "the run finished before it could be killed"
-    assert not (run_dir / "metrics.json").exists()
+    assert not (run_dir / "metrics.json").exists(), "the run finished before it could be killed"
 
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    head = _rows(run_dir / "history_head.csv")
-    epochs = [int(r["epoch"]) for r in _rows(run_dir / "history_fine_tune.csv")]
-    assert len(head) == 1  # the finished head phase was not trained again
-    assert sorted(set(epochs)) == list(range(25))
-    assert epochs.count(0) == 1 and len(epochs) <= 26  # resumed, not restarted (one epoch may repeat)
-    assert json.loads((run_dir / "metrics.json").read_text())["accuracy"] >= 0.0
+    resumed = subprocess.run(command(run_dir), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "already trained" in resumed.stderr  # it resumed from the step backup, not from an epoch start
+    assert len(_rows(run_dir / "history_head.csv")) == 1  # the finished head phase was not trained again
+    assert sorted({int(r["epoch"]) for r in _rows(run_dir / "history_fine_tune.csv")}) == list(range(3))
+
+    uninterrupted = subprocess.run(command(tmp_path / "straight"), env=env, capture_output=True, text=True,
+                                   timeout=600)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert (run_dir / "metrics.json").read_text() == (tmp_path / "straight" / "metrics.json").read_text()
+
+
+def test_two_runs_with_the_same_seed_write_identical_metrics(shapes_classification, tmp_path):
+    overrides = tiny_overrides(shapes_classification, **{"recipe": "feature_extraction", "train.epochs": 2,
+                                                         "deterministic": True, "data.augment.rand_augment": True})
+    texts = []
+    for name in ("first", "second"):
+        run, _ = train(load_config(None, overrides), output=tmp_path / name, verbose=0)
+        texts.append((run.root / "metrics.json").read_text())
+    assert texts[0] == texts[1]
+    assert "wall_time" not in texts[0]  # timings live in timings.json
+    assert json.loads((tmp_path / "first" / "timings.json").read_text())["train_wall_time_s"] > 0

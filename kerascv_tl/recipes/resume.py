@@ -1,0 +1,141 @@
+"""Exact resume: a run killed in the middle of an epoch continues as if it had never stopped.
+
+Keras' `BackupAndRestore` saves every N steps, but on restart it replays the interrupted epoch from its
+first batch and restarts the dropout random streams, so a resumed run trains on different batches than an
+uninterrupted one. `StepBackupAndRestore` records how many steps of the epoch were done and the model's
+seed-generator states; with training data that is a pure function of (seed, epoch) (`data.epochs`), the
+recipe resumes at that very step. `ResumableEarlyStopping` rebuilds its patience count from the logged
+epochs instead of starting from zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kerascv_tl.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def _seed_generators(model: keras.Model) -> list:
+    """The model's seed generators in a fixed order (layer traversal), the same for the same architecture."""
+    return [generator for layer in model._flatten_layers(include_self=True)
+            for generator in getattr(layer, "_seed_generators", []) or []]
+
+
+class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that resumes at the step it saved, with the model's random streams restored.
+
+    Saves every `save_freq` steps (or only at epoch ends with "epoch") and at every epoch end. The
+    backup's metadata holds the epoch in progress and the last finished step in it (-1: none yet).
+    Call `restore()` before fitting; it returns where to continue. The backup is kept across `fit` calls
+    (the caller removes it when the phase is done).
+    """
+
+    def __init__(self, backup_dir: str | Path, save_freq="epoch"):
+        super().__init__(str(backup_dir), save_freq=save_freq, double_checkpoint=True, delete_checkpoint=False)
+        self.step_offset = 0
+        self.steps_per_epoch = 1 << 62
+        self._rng_path = Path(backup_dir) / "rng_state.json"
+
+    def restore(self) -> tuple[int, int]:
+        """Loads the last complete backup into the model; returns (epoch, steps of it already trained).
+
+        A backup counts when its random-stream file (written last) names its metadata's step and its
+        weights' digest; a kill in the middle of a save falls back on the previous backup.
+        """
+        current = (Path(self._weights_path), Path(self._training_metadata_path), self._rng_path)
+        previous = tuple(Path(f"{path}.bkp") for path in current)
+        for candidate in (current, previous):
+            weights_path, metadata_path, rng_path = candidate
+            try:
+                position = json.loads(metadata_path.read_text())
+                rng = json.loads(rng_path.read_text())
+                if ((rng["epoch"], rng["batch"]) != (position["epoch"], position["batch"])
+                        or rng["weights_sha1"] != _digest(weights_path)):
+                    continue
+                if candidate is previous:  # as Keras does: the previous backup becomes the current one
+                    for source, target in zip(previous, current):
+                        shutil.copyfile(source, target)
+                if self.model.optimizer is not None and not self.model.optimizer.built:
+                    self.model.optimizer.build(self.model.trainable_variables)
+                self.model.load_weights(str(current[0]))
+            except (OSError, ValueError, KeyError):
+                continue
+            generators = _seed_generators(self.model)
+            if len(generators) == len(rng["states"]):
+                for generator, state in zip(generators, rng["states"]):
+                    generator.state.assign(np.asarray(state, generator.state.dtype))
+            epoch, steps_done = int(position["epoch"]), int(position["batch"]) + 1
+            log.info("resumed from %s: epoch %d, %d step(s) of it already trained", weights_path, epoch + 1, steps_done)
+            return epoch, steps_done
+        if current[0].exists() or previous[0].exists():
+            log.warning("%s holds no complete backup; the phase starts again from its first epoch", self.backup_dir)
+        return 0, 0
+
+    def prepare_fit(self, epoch: int, steps_done: int, steps_per_epoch: int) -> None:
+        """Before a fit that starts at step `steps_done` of `epoch` (its batches are numbered from 0)."""
+        self.steps_per_epoch = steps_per_epoch
+        self.step_offset = steps_done
+        self._current_epoch = epoch
+        self._last_batch_seen = steps_done - 1
+        self._batches_seen_since_last_saving = 0
+
+    def on_train_begin(self, logs=None):
+        pass  # restored explicitly by `restore()`, once, before the first fit
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + self.step_offset < self.steps_per_epoch - 1:  # the epoch-end backup follows the last step
+            super().on_train_batch_end(batch + self.step_offset, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.step_offset = 0
+        self._current_epoch = epoch + 1
+        self._last_batch_seen = -1  # no step of the next epoch done yet
+        self._save_model()
+
+    def _save_model(self):
+        # Keras writes the weights, then the metadata; the random-stream file comes last and names both
+        # (the weights by digest), so a kill anywhere in between leaves either this backup or the
+        # previous one complete. Its previous copy is taken first, while it still matches the files
+        # Keras is about to copy to their ".bkp" names.
+        if self._rng_path.exists():
+            shutil.copyfile(self._rng_path, self._rng_path.with_suffix(".json.bkp"))
+        super()._save_model()
+        states = [g.state.numpy().tolist() for g in _seed_generators(self.model)]
+        atomic_write_json(self._rng_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                                           "weights_sha1": _digest(Path(self._weights_path)), "states": states})
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose state is rebuilt from the epochs already logged (call `resume` before `fit`)."""
+
+    def resume(self, logged: list[tuple[int, float]]) -> bool:
+        """Replays (epoch, monitored value) pairs; returns True if they already called for a stop."""
+        super().on_train_begin()
+        for epoch, value in logged:
+            super().on_epoch_end(epoch, {self.monitor: value})
+        stop = bool(self.model.stop_training)
+        self.model.stop_training = False
+        return stop
+
+    def on_train_begin(self, logs=None):
+        pass  # state comes from `resume`

@@ -1,0 +1,29 @@
+"""The same recipe under `mirrored` on two logical CPU devices trains the model one device trains."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from support import PROJECT_ROOT
+
+
+def test_mirrored_losses_match_one_device_for_every_task(tmp_path):
+    script = PROJECT_ROOT / "tests" / "recipes" / "strategy_losses.py"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "default", "mirrored"], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = json.loads(result.stdout.strip().splitlines()[-1])
+    for task in ("classification", "detection", "segmentation"):
+        one, two = losses[task]["default"], losses[task]["mirrored"]
+        for key in ("loss", "val_loss"):
+            assert len(one[key]) == len(two[key]) == 2, (task, key, one, two)
+            np.testing.assert_allclose(two[key], one[key], atol=1e-3, rtol=0, err_msg=f"{task} {key}")
+        # The losses move, so matching them means something.
+        assert abs(one["val_loss"][1] - one["val_loss"][0]) > 0.01, (task, one["val_loss"])
+    # The runs really were distributed: two replicas, global batch 8.
+    info = json.loads((tmp_path / "runs" / "segmentation_mirrored" / "distribution.json").read_text())
+    assert info["strategy"] == "MirroredStrategy" and info["replicas"] == 2 and info["global_batch_size"] == 8
