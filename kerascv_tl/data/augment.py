@@ -9,6 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from kerascv_tl.utils.seeds import seed_generators
+
 
 def reseeder(layers):
     """fn(batch_index) that puts every seed generator of `layers` at a state given by the batch index.
@@ -18,8 +20,7 @@ def reseeder(layers):
     once more to build a distributed model, a resumed run starts afresh); reseeding each batch from its
     index makes batch k of an epoch the same however it is reached.
     """
-    generators = [g for layer in layers for sub in layer._flatten_layers(include_self=True)
-                  for g in getattr(sub, "_seed_generators", [])]
+    generators = seed_generators(*layers)
     initial = [int(g.state.numpy()[0]) for g in generators]
 
     def reseed(index):

@@ -20,14 +20,9 @@ import keras
 import numpy as np
 
 from kerascv_tl.utils.io import atomic_write_json
+from kerascv_tl.utils.seeds import seed_generators
 
 log = logging.getLogger(__name__)
-
-
-def _seed_generators(model: keras.Model) -> list:
-    """The model's seed generators in a fixed order (layer traversal), the same for the same architecture."""
-    return [generator for layer in model._flatten_layers(include_self=True)
-            for generator in getattr(layer, "_seed_generators", []) or []]
 
 
 class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -69,7 +64,7 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
                 self.model.load_weights(str(current[0]))
             except (OSError, ValueError, KeyError):
                 continue
-            generators = _seed_generators(self.model)
+            generators = seed_generators(self.model)
             if len(generators) == len(rng["states"]):
                 for generator, state in zip(generators, rng["states"]):
                     generator.state.assign(np.asarray(state, generator.state.dtype))
@@ -112,7 +107,7 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self._rng_path.exists():
             shutil.copyfile(self._rng_path, self._rng_path.with_suffix(".json.bkp"))
         super()._save_model()
-        states = [g.state.numpy().tolist() for g in _seed_generators(self.model)]
+        states = [g.state.numpy().tolist() for g in seed_generators(self.model)]
         atomic_write_json(self._rng_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
                                            "weights_sha1": _digest(Path(self._weights_path)), "states": states})
 
