@@ -7,7 +7,6 @@ Every path returns the built feature model plus a provenance record for the mode
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ import keras
 
 from kerascv_tl.backbones.preprocessing import Preprocessing
 from kerascv_tl.backbones.registry import BackboneSpec
+from kerascv_tl.utils.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,6 @@ def _reason(error: Exception) -> str:
     if "timed out" in text:
         return "no network (connection timed out)"
     return text.split(" -- ")[-1].strip() or "download failed"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_preprocessing(path: Path) -> Preprocessing | None:

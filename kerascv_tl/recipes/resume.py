@@ -10,7 +10,6 @@ epochs instead of starting from zero.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -19,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerascv_tl.utils.io import atomic_write_json
+from kerascv_tl.utils.io import atomic_write_json, sha256_file
 from kerascv_tl.utils.seeds import seed_generators
 
 log = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
                 position = json.loads(metadata_path.read_text())
                 rng = json.loads(rng_path.read_text())
                 if ((rng["epoch"], rng["batch"]) != (position["epoch"], position["batch"])
-                        or rng["weights_sha1"] != _digest(weights_path)):
+                        or rng["weights_sha256"] != sha256_file(weights_path)):
                     continue
                 if candidate is previous:  # as Keras does: the previous backup becomes the current one
                     for source, target in zip(previous, current):
@@ -109,15 +108,7 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         super()._save_model()
         states = [g.state.numpy().tolist() for g in seed_generators(self.model)]
         atomic_write_json(self._rng_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                                           "weights_sha1": _digest(Path(self._weights_path)), "states": states})
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+                                           "weights_sha256": sha256_file(Path(self._weights_path)), "states": states})
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
