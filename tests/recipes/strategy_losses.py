@@ -33,8 +33,10 @@ COMMON = ["recipe=fine_tune", "train.batch_size=8", "train.head_epochs=1", "trai
 
 def narrow_resnet(folder: Path) -> Path:
     """A small KerasHub ResNet preset (random weights, BatchNorm in every block): quick to trace twice."""
+    import keras
     import keras_hub
 
+    keras.utils.set_random_seed(0)  # the same random backbone in every run of this script
     keras_hub.models.ResNetBackbone(
         input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 64, 64, 64],
         stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
