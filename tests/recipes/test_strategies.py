@@ -21,7 +21,8 @@ def test_mirrored_losses_match_one_device_for_every_task(tmp_path):
         one, two = losses[task]["default"], losses[task]["mirrored"]
         for key in ("loss", "val_loss"):
             assert len(one[key]) == len(two[key]) == 2, (task, key, one, two)
-            np.testing.assert_allclose(two[key], one[key], atol=1e-3, rtol=0, err_msg=f"{task} {key}")
+            # 1e-3 absolute, or relative for detection's large losses (float summation order differs per replica)
+            np.testing.assert_allclose(two[key], one[key], atol=1e-3, rtol=1e-3, err_msg=f"{task} {key}")
     # Detection's loss moves a lot between the two epochs, so the match is not one of constants.
     assert abs(losses["detection"]["default"]["loss"][1] - losses["detection"]["default"]["loss"][0]) > 1.0
     # The runs really were distributed: two replicas, global batch 8.
