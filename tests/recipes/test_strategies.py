@@ -21,8 +21,12 @@ def test_mirrored_losses_match_one_device_for_every_task(tmp_path):
         one, two = losses[task]["default"], losses[task]["mirrored"]
         for key in ("loss", "val_loss"):
             assert len(one[key]) == len(two[key]) == 2, (task, key, one, two)
-            # 1e-3 absolute, or relative for detection's large losses (float summation order differs per replica)
-            np.testing.assert_allclose(two[key], one[key], atol=1e-3, rtol=1e-3, err_msg=f"{task} {key}")
+        # The training loss sequence: within 1e-3 absolute (detection's starts near 600).
+        np.testing.assert_allclose(two["loss"], one["loss"], atol=1e-3, rtol=0, err_msg=f"{task} loss")
+        # Validation runs in inference mode on the moving variance, which synchronized BatchNorm forms as
+        # E[x^2] - E[x]^2 over replicas where one device takes two passes: ~1e-4 relative apart on the random
+        # backbone's large activations (measured), so detection's val loss near 21.5 differs by ~0.0017.
+        np.testing.assert_allclose(two["val_loss"], one["val_loss"], atol=1e-3, rtol=1e-3, err_msg=f"{task} val_loss")
     # Detection's loss moves a lot between the two epochs, so the match is not one of constants.
     assert abs(losses["detection"]["default"]["loss"][1] - losses["detection"]["default"]["loss"][0]) > 1.0
     # The runs really were distributed: two replicas, global batch 8.
