@@ -47,3 +47,18 @@ def shapes_classification(tmp_path_factory) -> Path:
 
     return write_classification_dataset(tmp_path_factory.mktemp("shapes"), train_per_class=8, val_per_class=4,
                                         image_size=32, seed=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Test files with slow tests run first, longest first (the `seconds=` of their `slow` marks).
+
+    `make test` hands whole files to two pytest-xdist workers in collection order; starting the long files
+    first keeps one worker from finishing a 3-minute file alone at the end.
+    """
+    weight: dict[str, float] = {}
+    for item in items:
+        mark = item.get_closest_marker("slow")
+        if mark is not None:
+            weight[item.module.__name__] = weight.get(item.module.__name__, 0.0) + mark.kwargs.get("seconds", 30)
+    order = {item.module.__name__: index for index, item in reversed(list(enumerate(items)))}
+    items.sort(key=lambda item: (-weight.get(item.module.__name__, 0.0), order[item.module.__name__]))

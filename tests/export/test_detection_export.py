@@ -22,6 +22,7 @@ def _keras_detections(model, image):
     return boxes, np.asarray(out["confidence"][0][:n]), np.asarray(out["labels"][0][:n])
 
 
+@pytest.mark.slow(seconds=30)
 def test_saved_model_boxes_match_the_keras_model_on_real_pennfudan_photos(assets, mobilenet_v2_weights, tmp_path):
     model = detector("mobilenet_v2", 1, weights=str(mobilenet_v2_weights), image_size=SIZE)
     records = pennfudan_source(assets / "pennfudan").records[:3]
@@ -52,6 +53,7 @@ def test_saved_model_boxes_match_the_keras_model_on_real_pennfudan_photos(assets
     assert total > 10
 
 
+@pytest.mark.slow(seconds=35)
 def test_uint8_signature_matches_bytes(assets, tmp_path):
     model = detector("mobilenet_v2", 2, weights="none", image_size=64)
     folder = export_detector(model, ["a", "b"], tmp_path / "d", score_threshold=0.0, max_detections=20)

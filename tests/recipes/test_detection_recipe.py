@@ -25,6 +25,7 @@ def detection_run(tmp_path_factory):
     return run, metrics, root
 
 
+@pytest.mark.slow(seconds=75)
 def test_detection_run_writes_coco_metrics_overlays_and_card(detection_run):
     run, metrics, _ = detection_run
     for key in ("map_50_95", "map_50", "map_75", "ar_100", "per_class"):
@@ -37,6 +38,7 @@ def test_detection_run_writes_coco_metrics_overlays_and_card(detection_run):
     assert card["task"] == "detection" and "letterbox" in card["input"]["resize"]
 
 
+@pytest.mark.slow(seconds=65)
 def test_cli_exports_and_draws_detections(detection_run, tmp_path, capsys):
     run, _, root = detection_run
     assert main(["export", str(run.root), "--output", str(tmp_path / "det")]) == 0
@@ -57,6 +59,7 @@ def test_cli_exports_and_draws_detections(detection_run, tmp_path, capsys):
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 16
 
 
+@pytest.mark.slow(seconds=70)
 def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detection_run, tmp_path, capsys):
     # The KerasHub path a user with a downloaded preset takes: the backbone is a local preset folder (a
     # narrow ResNet here, to keep the test fast; hub_resnet18 with weights=FOLDER goes through

@@ -10,6 +10,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 from support import PROJECT_ROOT, tiny_overrides
 
 import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for loading model.keras)
@@ -32,6 +33,7 @@ def _tail(path, chars=3000) -> str:
     return path.read_text(errors="replace")[-chars:]
 
 
+@pytest.mark.slow(seconds=100)
 def test_two_workers_train_the_same_model_and_only_the_chief_writes(shapes_classification, tmp_path, capsys):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
     overrides = tiny_overrides(shapes_classification, strategy="multi_worker")

@@ -63,6 +63,7 @@ def _history(path):
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow(seconds=45)
 def test_mixed_float16_classification_run_trains_saves_and_exports_float32(shapes_classification, tmp_path,
                                                                            monkeypatch):
     from kerascv_tl.export.savedmodel import load_serving

@@ -20,6 +20,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow(seconds=40)
 def test_fine_tune_writes_a_complete_run_and_keeps_the_best_checkpoint(shapes_classification, tmp_path):
     config = load_config(None, tiny_overrides(shapes_classification, **{"train.epochs": 2, "recipe": "fine_tune"}))
     run, metrics = train(config, output=tmp_path / "run", verbose=0)
@@ -41,6 +42,7 @@ def test_fine_tune_writes_a_complete_run_and_keeps_the_best_checkpoint(shapes_cl
     keras.saving.load_model(run.root / "model.keras", safe_mode=True)
 
 
+@pytest.mark.slow(seconds=40)
 def test_finished_run_is_not_overwritten_without_permission(shapes_classification, tmp_path):
     config = load_config(None, tiny_overrides(shapes_classification, recipe="feature_extraction"))
     run, _ = train(config, output=tmp_path / "run", verbose=0)
@@ -60,6 +62,7 @@ def test_unfinished_run_with_another_config_is_refused(shapes_classification, tm
         train(other, output=tmp_path / "run", verbose=0)
 
 
+@pytest.mark.slow(seconds=45)
 def test_cached_features_train_the_exported_image_model(shapes_classification, tmp_path, caplog):
     overrides = tiny_overrides(shapes_classification, recipe="feature_extraction", **{
         "train.cache_features": "true", "train.epochs": 3, "train.feature_cache_dir": str(tmp_path / "cache")})
@@ -82,6 +85,7 @@ def test_cached_features_train_the_exported_image_model(shapes_classification, t
     assert len(list((tmp_path / "cache").iterdir())) == 4
 
 
+@pytest.mark.slow(seconds=120)
 def test_killed_run_resumes_at_its_last_step_and_ends_like_an_uninterrupted_run(shapes_classification, tmp_path):
     """SIGKILL in the middle of a fine-tune epoch; the same command then finishes the run, and its metrics
     equal those of a run that was never interrupted (same seed, dropout on)."""
@@ -119,6 +123,7 @@ def test_killed_run_resumes_at_its_last_step_and_ends_like_an_uninterrupted_run(
     assert (run_dir / "metrics.json").read_text() == (tmp_path / "straight" / "metrics.json").read_text()
 
 
+@pytest.mark.slow(seconds=60)
 def test_two_runs_with_the_same_seed_write_identical_metrics(shapes_classification, tmp_path):
     overrides = tiny_overrides(shapes_classification, **{"recipe": "feature_extraction", "train.epochs": 2,
                                                          "deterministic": True, "data.augment.rand_augment": True})

@@ -26,6 +26,7 @@ def segmentation_run(tmp_path_factory):
     return run, metrics, root
 
 
+@pytest.mark.slow(seconds=50)
 def test_segmentation_run_writes_miou_overlays_and_card(segmentation_run):
     run, metrics, _ = segmentation_run
     for key in ("miou", "per_class_iou", "pixel_accuracy", "fw_iou"):
@@ -44,6 +45,7 @@ def test_segmentation_run_writes_miou_overlays_and_card(segmentation_run):
     assert "val_mean_iou" in (run.root / "history_head.csv").read_text().splitlines()[0]
 
 
+@pytest.mark.slow(seconds=25)
 def test_cli_exports_predicts_an_overlay_and_evaluates(segmentation_run, tmp_path, capsys):
     run, metrics, root = segmentation_run
     assert main(["export", str(run.root), "--output", str(tmp_path / "seg")]) == 0

@@ -6,10 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from support import PROJECT_ROOT
 
 
+@pytest.mark.slow(seconds=210)
 def test_mirrored_losses_match_one_device_for_every_task(tmp_path):
     script = PROJECT_ROOT / "tests" / "recipes" / "strategy_losses.py"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
