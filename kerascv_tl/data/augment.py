@@ -1,7 +1,9 @@
-"""Batch augmentation from Keras preprocessing layers: flips, RandAugment, MixUp, CutMix.
+"""Batch augmentation from Keras preprocessing layers: RandAugment, MixUp, CutMix.
 
 The layers run inside the tf.data pipeline (not inside the model), so an exported model never contains
-an augmentation layer that could default to training mode at serving time.
+an augmentation layer that could default to training mode at serving time. Classification's horizontal
+flip is drawn per image with the random crop (`data.pipeline`): flipping the small uint8 source before
+resizing costs a tenth of flipping the float32 batch after it (benchmarks/input_pipeline.py).
 """
 
 from __future__ import annotations
@@ -36,8 +38,6 @@ def batch_augmenter(augment_config, seed: int):
 
     Batch k's random draws depend only on `seed` and k (`reseeder`)."""
     layers = []
-    if augment_config.flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if augment_config.rand_augment:
         layers.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed + 1))
     if augment_config.mixup_alpha > 0:

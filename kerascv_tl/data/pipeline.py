@@ -1,7 +1,7 @@
 """tf.data pipelines for classification: decode -> (cache) -> shuffle -> crop -> batch -> augment -> prefetch.
 
-Training: large images are shrunk once, optionally cached, shuffled, random-resized-cropped with
-per-element stateless seeds, batched and augmented; epoch e's order and randomness come from
+Training: images are decoded (and, when cached, shrunk once first), shuffled, flipped and
+random-resized-cropped with per-element stateless seeds, batched and augmented; epoch e's order and randomness come from
 `epoch_seed(seed, e)` alone, so a resumed run sees the batches an uninterrupted one would.
 Evaluation: `eval_transform` (resize + centre crop), the same function the exported SavedModel runs.
 """
@@ -15,7 +15,8 @@ import tensorflow as tf
 from kerascv_tl.data.augment import batch_augmenter
 from kerascv_tl.data.classification import ImageSource
 from kerascv_tl.data.epochs import EpochData, epoch_seed
-from kerascv_tl.data.transforms import eval_transform, random_resized_crop, resize_whole, shrink_for_training
+from kerascv_tl.data.transforms import (eval_transform, random_flip, random_resized_crop, resize_whole,
+                                        shrink_for_training)
 
 
 def _one_hot(num_classes: int):
@@ -33,16 +34,19 @@ def training_epochs(source: ImageSource, data_config, batch_size: int, seed: int
     buffer = min(len(source) or data_config.shuffle_buffer, data_config.shuffle_buffer)
     cached = None
     if data_config.cache:
-        # Built once, so that every epoch's dataset reads the same in-memory cache.
+        # Built once, so that every epoch's dataset reads the same in-memory cache. Shrunk to save memory;
+        # uncached images are cropped from the decoded pixels directly (one resize instead of two).
         cached = source.decoded(shuffle=False).map(shrink, num_parallel_calls=tf.data.AUTOTUNE).cache()
 
     def crop(element, index, epoch_seed_):
         image, label = element
+        pair = tf.stack([tf.constant(epoch_seed_, tf.int64), index])
+        if augment.flip:
+            image = random_flip(image, tf.random.experimental.stateless_fold_in(pair, 1))
         if augment.random_resized_crop:
-            pair = tf.stack([tf.constant(epoch_seed_, tf.int64), index])
-            image = random_resized_crop(tf.cast(image, tf.float32), size, augment.min_crop_area, pair)
+            image = random_resized_crop(image, size, augment.min_crop_area, pair)
         else:
-            image = resize_whole(tf.cast(image, tf.float32), size)
+            image = resize_whole(image, size)
         return image, label
 
     def make(epoch: int) -> tf.data.Dataset:
@@ -53,7 +57,6 @@ def training_epochs(source: ImageSource, data_config, batch_size: int, seed: int
             ds = source.decoded(shuffle=True, seed=this_seed)
             if source.paths is None:
                 ds = ds.shuffle(buffer, seed=this_seed, reshuffle_each_iteration=False)
-            ds = ds.map(shrink, num_parallel_calls=tf.data.AUTOTUNE)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
         ds = ds.map(lambda element, index: crop(element, index, this_seed), num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.map(_one_hot(source.num_classes)).batch(batch_size)

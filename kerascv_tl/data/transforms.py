@@ -39,8 +39,12 @@ def eval_transform(image: tf.Tensor, image_size: int, crop_fraction: float) -> t
 
 
 def shrink_for_training(image: tf.Tensor, image_size: int, crop_fraction: float) -> tf.Tensor:
-    """Downscales large images once (before caching) so random crops work on eval-scale pixels."""
-    return tf.cast(resize_shorter_side(image, eval_resize_size(image_size, crop_fraction), upscale=False), tf.uint8)
+    """Downscales large images once before caching (less memory); smaller images pass through untouched."""
+    target = eval_resize_size(image_size, crop_fraction)
+    larger = tf.reduce_min(tf.shape(image)[:2]) > target
+    # A resize to the same size is no cheaper than a real one (benchmarks/input_pipeline.py), so it is skipped.
+    return tf.cond(larger, lambda: tf.cast(resize_shorter_side(image, target, upscale=False), tf.uint8),
+                   lambda: tf.cast(image, tf.uint8))
 
 
 def random_resized_crop(image: tf.Tensor, image_size: int, min_area: float, seed: tf.Tensor) -> tf.Tensor:
@@ -58,12 +62,29 @@ def random_resized_crop(image: tf.Tensor, image_size: int, min_area: float, seed
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
-    crop = tf.slice(image, begin, size)
-    resized = tf.image.resize(crop, (image_size, image_size), method="bilinear", antialias=True)
+    return resize_square(tf.slice(image, begin, size), image_size)
+
+
+def resize_square(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """[H, W, 3] -> float32 [S, S, 3], bilinear; antialiased only when shrinking, where it matters.
+
+    Enlarging, the antialiasing kernel is plain bilinear's, at 2-3x the cost (measured).
+    """
+    shape = tf.shape(image)
+    shrinking = tf.reduce_max(shape[:2]) > image_size
+
+    def resize(antialias: bool):
+        return lambda: tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=antialias)
+
+    resized = tf.cond(shrinking, resize(True), resize(False))
     return tf.ensure_shape(resized, [image_size, image_size, 3])
+
+
+def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Left-right flip with probability 1/2, a pure function of (image, seed) (`seed` int shape [2])."""
+    return tf.image.stateless_random_flip_left_right(image, seed)
 
 
 def resize_whole(image: tf.Tensor, image_size: int) -> tf.Tensor:
     """Training without random crops: the whole image squeezed to S x S."""
-    resized = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
-    return tf.ensure_shape(resized, [image_size, image_size, 3])
+    return resize_square(image, image_size)

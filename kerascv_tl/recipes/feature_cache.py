@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kerascv_tl.data.classification import ImageSource
 from kerascv_tl.data.pipeline import eval_dataset
@@ -48,9 +49,13 @@ def cached_embeddings(extractor: keras.Model, source: ImageSource, data_config, 
             log.info("feature cache hit: %s", path)
             return data["embeddings"], data["labels"]
     log.info("computing embeddings of %d images (cache miss: %s)", len(source), path)
+    size = data_config.image_size
+    # One trace for every batch size (the last batch is smaller), the dataset decoding ahead meanwhile.
+    embed = tf.function(lambda images: extractor(images, training=False),
+                        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
     embeddings, labels = [], []
     for images, one_hot in eval_dataset(source, data_config, batch_size):
-        embeddings.append(np.asarray(extractor.predict_on_batch(images), np.float32))
+        embeddings.append(np.asarray(embed(images), np.float32))
         labels.append(np.argmax(one_hot.numpy(), axis=1).astype(np.int32))
     result = np.concatenate(embeddings), np.concatenate(labels)
     with atomic_path(path, suffix=".npz") as tmp:

@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerascv_tl.utils.io import atomic_write_json, sha256_file
+from kerascv_tl.utils.io import atomic_path, atomic_write_json, sha256_file
 from kerascv_tl.utils.seeds import seed_generators
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,14 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.step_offset = 0
         self.steps_per_epoch = 1 << 62
         self._rng_path = Path(backup_dir) / "rng_state.json"
+        # A weights file another callback (the best checkpoint) may rewrite at an epoch's end, before this one.
+        self.same_state_file: Path | None = None
+        self._same_state_stamp = None
+        self._epoch_end = False
+
+    @property
+    def weights_file(self) -> Path:
+        return Path(self._weights_path)
 
     def restore(self) -> tuple[int, int]:
         """Loads the last complete backup into the model; returns (epoch, steps of it already trained).
@@ -87,6 +95,7 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+        self._same_state_stamp = _stamp(self.same_state_file)
 
     def on_train_batch_end(self, batch, logs=None):
         if batch + self.step_offset < self.steps_per_epoch - 1:  # the epoch-end backup follows the last step
@@ -96,19 +105,46 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.step_offset = 0
         self._current_epoch = epoch + 1
         self._last_batch_seen = -1  # no step of the next epoch done yet
-        self._save_model()
+        self._epoch_end = True
+        try:
+            self._save_model()
+        finally:
+            self._epoch_end = False
 
     def _save_model(self):
-        # Keras writes the weights, then the metadata; the random-stream file comes last and names both
-        # (the weights by digest), so a kill anywhere in between leaves either this backup or the
-        # previous one complete. Its previous copy is taken first, while it still matches the files
-        # Keras is about to copy to their ".bkp" names.
+        # As Keras' BackupAndRestore: the previous files go to ".bkp", then the weights, then the metadata;
+        # the random-stream file comes last and names both (the weights by digest), so a kill anywhere in
+        # between leaves either this backup or the previous one complete. Its previous copy is taken first,
+        # while it still matches the files about to be copied to their ".bkp" names.
         if self._rng_path.exists():
             shutil.copyfile(self._rng_path, self._rng_path.with_suffix(".json.bkp"))
-        super()._save_model()
+        Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+        for path, previous in ((self._weights_path, self._prev_weights_path),
+                               (self._training_metadata_path, self._prev_training_metadata_path)):
+            if Path(path).exists():
+                shutil.copyfile(path, previous)
+        rewritten = self._epoch_end and _stamp(self.same_state_file) not in (None, self._same_state_stamp)
+        if rewritten:
+            # The best checkpoint was saved from this very state a moment ago: a file copy instead of a second
+            # Keras save (a save walks every layer in Python; benchmarks/framework_overhead.py).
+            with atomic_path(self._weights_path, suffix=".weights.h5") as tmp:
+                shutil.copyfile(self.same_state_file, tmp)
+        else:
+            self.model.save_weights(filepath=self._weights_path, overwrite=True)
+        Path(self._training_metadata_path).write_text(
+            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
         states = [g.state.numpy().tolist() for g in seed_generators(self.model)]
         atomic_write_json(self._rng_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
                                            "weights_sha256": sha256_file(Path(self._weights_path)), "states": states})
+
+
+def _stamp(path: Path | None):
+    """What changes when a file is rewritten (atomic writes replace the inode)."""
+    try:
+        stat = path.stat()
+    except (AttributeError, OSError):
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):

@@ -180,6 +180,7 @@ def fit_phase(
         early.set_model(model)
         callbacks.append(early)
     callbacks.append(backup)
+    backup.same_state_file = run.best_weights  # an improved epoch's backup copies that file instead of saving again
     fit = fit_function(model)
     started = time.time()
     while first_epoch < epochs:
@@ -196,7 +197,11 @@ def fit_phase(
         if model.stop_training:
             break
         first_epoch, steps_done = last_epoch, 0
-    save_weights(model, phase_weights)
+    if backup.weights_file.is_file():  # the last epoch end's (or the restored) state: the model's weights now
+        with atomic_path(phase_weights, suffix=".weights.h5") as tmp:
+            shutil.copyfile(backup.weights_file, tmp)
+    else:
+        save_weights(model, phase_weights)
     # Seconds of the invocation that finished the phase (an interrupted phase's earlier part is not counted).
     atomic_write_json(done, {"phase": phase, "epochs": epochs, "seconds": round(time.time() - started, 1)})
     shutil.rmtree(run / "backup" / phase, ignore_errors=True)
