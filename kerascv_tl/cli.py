@@ -2,13 +2,14 @@
 
 The command-line contract (recipes and docs depend on it):
   kerascv-tl train CONFIG [--set key=value ...] [--output RUN_DIR] [--overwrite] [--strategy NAME]
+  kerascv-tl check-data CONFIG [--set key=value ...] [--json]
   kerascv-tl evaluate RUN_DIR|SAVED_MODEL --data PATH [--output DIR]
   kerascv-tl export RUN_DIR [--output DIR]
   kerascv-tl predict SAVED_MODEL IMAGE... [--top-k K]
   kerascv-tl backbones
   kerascv-tl demo
-Known problems (bad config, bad data, missing weights, a finished run) end with one `error:` line and
-exit status 2, not a traceback.
+Known problems (bad config, bad data, missing weights, a finished run, an unsafe model file) end with one
+`error:` line and exit status 2, not a traceback. `check-data` exits 1 when it found problems.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     from kerascv_tl.config import ConfigError
     from kerascv_tl.data.errors import DataError
     from kerascv_tl.recipes import RunExistsError
+    from kerascv_tl.utils.model_files import UnsafeModelError
 
     try:
         return args.func(args) or 0
-    except (ConfigError, DataError, WeightsError, RunExistsError, FileNotFoundError, FileExistsError) as e:
+    except (ConfigError, DataError, WeightsError, RunExistsError, UnsafeModelError, FileNotFoundError,
+            FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -59,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy, same as --set strategy=NAME (default: the config's, auto)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("check-data", help="check a recipe's dataset: every bad file and why, then a summary")
+    p.add_argument("config", help="recipe YAML")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set data.train=other/folder (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_check_data)
 
     p = sub.add_parser("evaluate", help="evaluate a run folder or an exported SavedModel on labelled data")
     p.add_argument("model", help="run folder or SavedModel (base or version folder)")
@@ -111,6 +121,26 @@ def cmd_train(args) -> int:
     if args.export and is_chief():  # other workers of a multi-worker run keep no run folder
         print(f"exported: {export_run(run.root)}")
     return 0
+
+
+def cmd_check_data(args) -> int:
+    """Prints every problem (file: reason [what training would do]) and a summary; 1 when there are problems."""
+    from kerascv_tl.config import load_config
+    from kerascv_tl.data.check import check_data
+
+    config = load_config(args.config, args.overrides)
+    check = check_data(config)
+    if args.json:
+        print(json.dumps({"on_bad": config.data.on_bad, **check.to_dict()}, indent=2))
+        return 1 if check.problems else 0
+    skip = config.data.on_bad == "skip"
+    for problem in check.problems:
+        print(f"{problem['message']}  [{problem['action'] if skip else 'stops training'}]")
+    print(check.summary())
+    if check.problems:
+        print("data.on_bad is skip: `train` leaves these out and trains on the rest" if skip else
+              "data.on_bad is fail: `train` stops before training until these are fixed")
+    return 1 if check.problems else 0
 
 
 def _segmentation_line(metrics: dict) -> str:
@@ -244,6 +274,7 @@ def _evaluate_saved_model(loaded, source, class_names, out, batch_size, card):
 def cmd_predict(args) -> int:
     import tensorflow as tf
 
+    from kerascv_tl.data.image_check import bomb_problem
     from kerascv_tl.export import load_serving
 
     loaded, folder = load_serving(args.model)
@@ -253,6 +284,11 @@ def cmd_predict(args) -> int:
         path = Path(image)
         if not path.is_file():
             print(f"error: {path}: no such file", file=sys.stderr)
+            failures += 1
+            continue
+        bomb = bomb_problem(path)
+        if bomb is not None:
+            print(f"error: {path}: {bomb}", file=sys.stderr)
             failures += 1
             continue
         try:

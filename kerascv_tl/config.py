@@ -74,6 +74,11 @@ class DataConfig:
     tfds_data_dir: str | None = None
     tfds_train_split: str = "train"
     tfds_val_split: str = "validation"
+    # what a bad file, row, box or mask found by the data check does: skip = leave it out, list it loudly and
+    # train on the rest; fail = list every problem and stop before training (kerascv_tl/data/check.py)
+    on_bad: str = field(default="skip", metadata=_choices("skip", "fail"))
+    root: str | None = None  # dataset root: relative data paths start here; no data path may lead outside it
+    max_image_pixels: int = 89_478_485  # larger declared width x height is refused undecoded (PIL's bomb limit)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -284,6 +289,7 @@ def _validate(config: RecipeConfig, source: str) -> None:
         (0.0 < config.data.crop_fraction <= 1.0, "data.crop_fraction must be in (0, 1]"),
         (0.0 < config.data.val_fraction < 1.0, "data.val_fraction must be in (0, 1)"),
         (0.0 < config.data.augment.min_crop_area <= 1.0, "data.augment.min_crop_area must be in (0, 1]"),
+        (config.data.max_image_pixels >= 1, "data.max_image_pixels must be at least 1"),
         (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
         (config.train.epochs >= 0, "train.epochs must be at least 0"),
         (config.train.head_epochs >= 0, "train.head_epochs must be at least 0"),

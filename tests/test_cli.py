@@ -58,10 +58,14 @@ def test_predict_names_bad_files(trained_run, tmp_path, capsys):
     main(["export", str(trained_run), "--output", str(tmp_path / "m")])
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("this is not a JPEG")
+    import bad_files
+
+    bomb = bad_files.bomb_png(tmp_path / "bomb.png")
     capsys.readouterr()
-    assert main(["predict", str(tmp_path / "m"), str(not_image), str(tmp_path / "missing.png")]) == 2
+    assert main(["predict", str(tmp_path / "m"), str(not_image), str(tmp_path / "missing.png"), str(bomb)]) == 2
     err = capsys.readouterr().err
     assert f"{not_image}: cannot decode image" in err and f"{tmp_path / 'missing.png'}: no such file" in err
+    assert f"{bomb}: declares 900,000,000 pixels" in err
 
 
 def test_config_errors_are_one_line_without_traceback(shapes_classification, tmp_path):
@@ -96,3 +100,46 @@ def test_backbones_lists_the_registry(capsys):
         assert f"\n{name} " in out
     assert "2,257,984" in out  # MobileNetV2 without its top, as keras.applications counts it
     assert "23,561,152" in out  # KerasHub's resnet_50_imagenet preset metadata gives the same count
+
+
+def test_check_data_lists_every_problem_then_a_summary(shapes_classification, tmp_path, capsys):
+    import shutil
+
+    import bad_files
+
+    recipe = str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml")
+    clean = ["--set", f"data.train={shapes_classification}/train", "--set", f"data.val={shapes_classification}/val"]
+    assert main(["check-data", recipe, *clean]) == 0
+    assert capsys.readouterr().out.strip() == ("data check: 36 file(s) checked, no problems; 24 training and 12 "
+                                               "validation examples kept")
+    shutil.copytree(shapes_classification / "train", tmp_path / "train")
+    empty = bad_files.zero_byte(tmp_path / "train" / "square" / "empty.png")
+    page = bad_files.text_as_image(tmp_path / "train" / "square" / "page.jpg")
+    dirty = ["--set", f"data.train={tmp_path}/train", "--set", f"data.val={shapes_classification}/val"]
+    assert main(["check-data", recipe, *dirty]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{empty}: empty file (0 bytes)  [file skipped]"
+    assert lines[1].startswith(f"{page}: not an image") and lines[1].endswith("[file skipped]")
+    assert lines[2].startswith("data check: 38 file(s) checked, 2 problem(s) (2 file skipped); 24 training")
+    assert main(["check-data", recipe, *dirty, "--set", "data.on_bad=fail", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["on_bad"] == "fail" and [p["path"] for p in report["problems"]] == [str(empty), str(page)]
+
+
+def test_a_model_file_with_code_in_it_is_refused(tmp_path, capsys):
+    import keras
+
+    from kerascv_tl.config import load_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x + 1.0)(inputs)).save(run / "model.keras")
+    (run / "config.yaml").write_text(load_config(None, []).to_yaml())
+    for name in ("metrics.json", "model_card.json"):
+        (run / name).write_text("{}")
+    (run / "class_names.json").write_text('["a", "b"]')
+    assert main(["export", str(run), "--output", str(tmp_path / "exported")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {run / 'model.keras'}: refused to load: it holds a Lambda layer" in err
+    assert not (tmp_path / "exported").exists()

@@ -144,6 +144,8 @@ def test_unknown_key_names_full_dotted_key_and_lists_allowed(tmp_path):
         ("backbone.preprocessing.mean=[0.5,x,0.5]", "backbone.preprocessing.mean[1]", "number"),
         ("backbone.name=3", "backbone.name", "string"),
         ("data.augment=3", "data.augment", "mapping"),
+        ("data.max_image_pixels=lots", "data.max_image_pixels", "integer"),
+        ("data.root=[a]", "data.root", "string"),
     ],
 )
 def test_wrong_type_names_the_key(override, key, expected):
@@ -162,6 +164,7 @@ def test_wrong_type_names_the_key(override, key, expected):
         ("data.format=parquet", ("auto", "folder", "csv", "tfds", "pennfudan", "masks")),
         ("task=keypoints", ("classification", "detection", "segmentation")),
         ("head.architecture=unet", ("auto", "deeplabv3", "segformer")),
+        ("data.on_bad=ignore", ("skip", "fail")),
     ],
 )
 def test_choice_fields_list_allowed_values(override, allowed):
@@ -227,6 +230,7 @@ def test_unfreeze_rejects_negative_and_bool():
     [
         ("data.image_size=16", "data.image_size"),
         ("train.batch_size=0", "train.batch_size"),
+        ("data.max_image_pixels=0", "data.max_image_pixels"),
         ("head.dropout=1.0", "head.dropout"),
         ("train.learning_rate=0", "train.learning_rate"),
         ("backbone.preprocessing.mean=[0.5,0.5]", "mean/std need 3 values"),
@@ -243,6 +247,13 @@ def test_invalid_yaml(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML") as info:
         load_config(path)
     assert str(path) in str(info.value)
+
+
+def test_yaml_cannot_build_python_objects(tmp_path):
+    path = _write(tmp_path, "seed: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML.*python/object/apply:os.system"):
+        load_config(path)
+    assert not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.parametrize("text, kind", [("- a\n- b\n", "list"), ("just a string\n", "str"), ("42\n", "int")])

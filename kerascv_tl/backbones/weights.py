@@ -20,6 +20,7 @@ import keras
 from kerascv_tl.backbones.preprocessing import Preprocessing
 from kerascv_tl.backbones.registry import BackboneSpec
 from kerascv_tl.utils.io import sha256_file
+from kerascv_tl.utils.model_files import load_keras_model
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def _local_file(spec: BackboneSpec, path: Path, input_shape) -> ResolvedWeights:
     model = spec.builder(input_shape, None)
     source = {"kind": "file", "path": str(path.resolve()), "sha256": sha256_file(path)}
     if path.suffix == ".keras":
-        loaded = keras.saving.load_model(path, compile=False, safe_mode=True)
+        loaded = load_keras_model(path)
         donor = _find_layer(loaded, "backbone") or loaded
         try:
             model.set_weights(donor.get_weights())

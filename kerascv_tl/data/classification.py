@@ -20,6 +20,9 @@ import tensorflow as tf
 
 from kerascv_tl.data.decode import decode_image
 from kerascv_tl.data.errors import DataError
+from kerascv_tl.data.paths import resolve_within
+from kerascv_tl.data.problems import ProblemLog, skip_or_raise
+from kerascv_tl.data.tolerant import map_skipping_errors
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,13 @@ class ImageSource:
     def decoded(self, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
         """(uint8 [H, W, 3] image, int32 label) pairs; file lists are shuffled before decoding (cheap)."""
         if self.paths is not None:
-            ds = tf.data.Dataset.from_tensor_slices((self.paths, self.labels.astype(np.int32)))
+            # Bytes, not str: a file name that is not UTF-8 still opens (check-data reports it all the same).
+            paths = [os.fsencode(p) for p in self.paths]
+            ds = tf.data.Dataset.from_tensor_slices((paths, self.labels.astype(np.int32)))
             if shuffle:
                 ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=False)
-            return ds.map(_read_and_decode, num_parallel_calls=tf.data.AUTOTUNE)
+            # A file that fails to decode here (it passed the data check) is left out and named on stderr.
+            return map_skipping_errors(ds, _read_and_decode, lambda path, label: path)
         import tensorflow_datasets as tfds
 
         ds = tfds.load(self.tfds_name, split=self.tfds_split, data_dir=self.tfds_data_dir, as_supervised=True,
@@ -72,7 +78,8 @@ class ImageSource:
             if self.paths is not None:
                 for path, label in zip(self.paths, self.labels):
                     stat = os.stat(path)
-                    digest.update(f"{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                    line = f"{path}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+                    digest.update(line.encode("utf-8", "surrogateescape"))
             else:
                 digest.update(f"tfds:{self.tfds_name}:{self.tfds_split}:{len(self)}".encode())
             digest.update("\0".join(self.class_names).encode())
@@ -95,8 +102,13 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def folder_source(root: str | os.PathLike, class_names: list[str] | None = None) -> ImageSource:
-    """`root/<class>/*.jpg` -> source; classes are the sorted sub-folders (or `class_names`)."""
+def folder_source(root: str | os.PathLike, class_names: list[str] | None = None,
+                  problems: ProblemLog | None = None) -> ImageSource:
+    """`root/<class>/*.jpg` -> source; classes are the sorted sub-folders (or `class_names`).
+
+    A training class folder without images is an error, or with `problems` a reported problem: the class
+    stays in the class list (so validation data may still hold it) but no image teaches it.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected one sub-folder of images per class)")
@@ -113,39 +125,71 @@ def folder_source(root: str | os.PathLike, class_names: list[str] | None = None)
         folder = root / name
         files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p)) if folder.is_dir() else []
         if not files and class_names is None:
-            raise DataError(f"{folder}: class folder has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            skip_or_raise(problems, DataError(
+                f"{folder}: class folder has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})", path=folder),
+                "class kept without images")
         paths += [str(p) for p in files]
         labels += [index] * len(files)
+    if not paths:
+        raise DataError(f"{root}: no images in any class folder", path=root)
     return ImageSource(names, np.asarray(labels, np.int32), paths, description=str(root))
 
 
-def csv_source(path: str | os.PathLike, class_names: list[str] | None = None) -> ImageSource:
-    """CSV with `path,label` rows (a header row is optional); relative paths resolve against the CSV's folder."""
+def csv_source(path: str | os.PathLike, class_names: list[str] | None = None, problems: ProblemLog | None = None,
+               root: str | os.PathLike | None = None) -> ImageSource:
+    """CSV with `path,label` rows (a header row is optional); relative paths resolve against the CSV's folder.
+
+    Rows that are short, list an image again, name a label outside `class_names`, or (with a dataset `root`)
+    point outside `root` are errors, or with `problems` reported and left out.
+    """
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+            rows = [(line, row) for line, row in enumerate(csv.reader(f), start=1)
+                    if row and any(cell.strip() for cell in row)]
     except OSError as e:
-        raise DataError(f"{path}: cannot read CSV: {e.strerror or e}") from None
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        raise DataError(f"{path}: cannot read CSV: {e.strerror or e}", path=path) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e})", path=path) from None
+    if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
-    entries = []
-    for line, row in enumerate(rows, start=1):
-        if len(row) < 2:
-            raise DataError(f"{path}: row {line} has {len(row)} field(s); expected path,label")
-        image = Path(row[0].strip())
-        entries.append((str(image if image.is_absolute() else path.parent / image), row[1].strip()))
+    entries, first_row = [], {}
+    for line, row in rows:
+        try:
+            entries.append(_csv_entry(path, line, row, root, first_row))
+        except DataError as error:
+            skip_or_raise(problems, error, "row skipped")
     if not entries:
-        raise DataError(f"{path}: CSV has no rows")
-    names = list(class_names) if class_names is not None else sorted({label for _, label in entries})
+        raise DataError(f"{path}: CSV has no usable rows", path=path)
+    names = list(class_names) if class_names is not None else sorted({label for _, label, _ in entries})
     index = {name: i for i, name in enumerate(names)}
-    unknown = sorted({label for _, label in entries} - set(index))
-    if unknown:
-        raise DataError(f"{path}: labels {unknown} are not among the classes {names}")
+    unknown = [(line, label) for _, label, line in entries if label not in index]
+    if unknown and problems is None:
+        raise DataError(f"{path}: labels {sorted({label for _, label in unknown})} are not among the classes {names}",
+                        path=path)
+    for line, label in unknown:
+        problems.add(path, f"row {line}: label {label!r} is not among the classes {names}", "row skipped")
+    entries = [entry for entry in entries if entry[1] in index]
     if len(names) < 2:
-        raise DataError(f"{path}: found {len(names)} class(es); classification needs at least 2")
-    return ImageSource(names, np.asarray([index[l] for _, l in entries], np.int32), [p for p, _ in entries],
+        raise DataError(f"{path}: found {len(names)} class(es); classification needs at least 2", path=path)
+    return ImageSource(names, np.asarray([index[l] for _, l, _ in entries], np.int32), [p for p, _, _ in entries],
                        description=str(path))
+
+
+def _csv_entry(path: Path, line: int, row: list[str], root, first_row: dict) -> tuple[str, str, int]:
+    """(image path, label, row number) of one CSV row; DataError naming the CSV and the row."""
+    if len(row) < 2:
+        raise DataError(f"{path}: row {line} has {len(row)} field(s); expected path,label", path=path)
+    image = Path(row[0].strip())
+    resolved = image if image.is_absolute() else path.parent / image
+    if root is not None:
+        resolve_within(resolved, root, f"row {line} of {path}")
+    key = os.path.normpath(os.path.abspath(resolved))
+    if key in first_row:
+        raise DataError(f"{path}: row {line} lists {row[0].strip()} again (first at row {first_row[key]}); only the "
+                        f"first is used", path=path)
+    first_row[key] = line
+    return str(resolved), row[1].strip(), line
 
 
 def stratified_split(source: ImageSource, val_fraction: float, seed: int) -> tuple[ImageSource, ImageSource]:
@@ -160,26 +204,30 @@ def stratified_split(source: ImageSource, val_fraction: float, seed: int) -> tup
             n_val = min(max(n_val, 1), len(members) - 1)
         val_idx += members[:n_val].tolist()
         train_idx += members[n_val:].tolist()
-    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
+    train_idx, val_idx = np.sort(np.asarray(train_idx, np.int64)), np.sort(np.asarray(val_idx, np.int64))
     return (source.subset(train_idx, f"{source.description} (train split)"),
             source.subset(val_idx, f"{source.description} (val split, {val_fraction:.0%})"))
 
 
-def source_from_spec(spec: str, fmt: str = "auto", class_names=None, tfds_data_dir=None, tfds_split="train") -> ImageSource:
+def source_from_spec(spec: str, fmt: str = "auto", class_names=None, tfds_data_dir=None, tfds_split="train",
+                     problems: ProblemLog | None = None, root: str | None = None) -> ImageSource:
     if fmt == "tfds" or spec.startswith("tfds:"):
         return tfds_source(spec.removeprefix("tfds:"), tfds_split, tfds_data_dir)
     if fmt == "csv" or (fmt == "auto" and spec.lower().endswith(".csv")):
-        return csv_source(spec, class_names)
+        return csv_source(spec, class_names, problems, root)
     if fmt in ("auto", "folder"):
-        return folder_source(spec, class_names)
+        return folder_source(spec, class_names, problems)
     raise DataError(f"data.format {fmt!r} is not a classification format (folder, csv, tfds)")
 
 
-def load_classification_sources(data_config, seed: int) -> tuple[ImageSource, ImageSource]:
-    """(train, val) from a `DataConfig`: val given, or a seeded stratified split of train."""
+def load_classification_sources(data_config, seed: int,
+                                problems: ProblemLog | None = None) -> tuple[ImageSource, ImageSource]:
+    """(train, val) from a `DataConfig`: val given, or a seeded stratified split of train. With `problems`,
+    bad rows and empty class folders are reported there and left out (see `kerascv_tl.data.check`)."""
     if not data_config.train:
         raise DataError("data.train is empty: give a class-per-folder tree, a CSV file or tfds:NAME")
-    kwargs = {"fmt": data_config.format, "tfds_data_dir": data_config.tfds_data_dir}
+    kwargs = {"fmt": data_config.format, "tfds_data_dir": data_config.tfds_data_dir, "problems": problems,
+              "root": getattr(data_config, "root", None)}
     train = source_from_spec(data_config.train, tfds_split=data_config.tfds_train_split, **kwargs)
     if data_config.val:
         val = source_from_spec(data_config.val, class_names=train.class_names, tfds_split=data_config.tfds_val_split,

@@ -40,7 +40,7 @@ _TIFF_LONG = 4
 _IFD_ENTRY_BYTES = 12
 
 # Leading bytes of the formats tf.io.decode_image knows; only used to word error messages.
-_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM")
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
 
 
 def exif_orientation(image_bytes: tf.Tensor) -> tf.Tensor:
@@ -164,7 +164,8 @@ def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
 def read_image_file(path: str | os.PathLike) -> np.ndarray:
     """Convenience for Python callers: reads the file with tf.io.read_file and decode_image; on failure raises
     kerascv_tl.data.errors.ImageDecodeError whose message names the file and the problem (e.g. 'empty file',
-    'not a JPEG/PNG/GIF/BMP image', 'truncated or corrupt image data')."""
+    'not a JPEG/PNG/GIF/BMP image', 'truncated or corrupt image data', or a header declaring more than
+    data.max_image_pixels' default, refused before decoding)."""
     name = os.fspath(path)
     try:
         contents = tf.io.read_file(name)
@@ -175,6 +176,11 @@ def read_image_file(path: str | os.PathLike) -> np.ndarray:
     raw = contents.numpy()
     if not raw:
         raise ImageDecodeError(f"{name}: empty file", path=name)
+    from kerascv_tl.data.image_check import bomb_problem  # PIL, for Python callers only
+
+    bomb = bomb_problem(name)
+    if bomb is not None:
+        raise ImageDecodeError(f"{name}: {bomb}", path=name)
     try:
         image = decode_image(contents)
     except tf.errors.OpError as error:

@@ -45,6 +45,9 @@ from kerascv_tl.data.augment import reseeder
 from kerascv_tl.data.decode import decode_image
 from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.errors import DataError
+from kerascv_tl.data.paths import resolve_within
+from kerascv_tl.data.problems import ProblemLog, skip_or_raise
+from kerascv_tl.data.tolerant import map_skipping_errors
 
 __all__ = [
     "BOX_FORMAT",
@@ -56,6 +59,8 @@ __all__ = [
     "yolo_source",
     "pennfudan_source",
     "split_source",
+    "detection_source_from_spec",
+    "detection_sources_from_config",
     "resize_with_pad",
     "detection_dataset",
 ]
@@ -65,6 +70,7 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 LABEL_PADDING = -1  # label of a padding box in a batch (its box is all zeros)
 SCALE_JITTER = (0.8, 1.2)  # training: random factor on the letterbox scale
+BOX_SLACK = 1.0  # pixels a box may reach past the image edge (rounding) before a check reports it
 MIN_TRAIN_BOX_SIDE = 1.0  # training: boxes narrower or shorter than this (model pixels) after augmentation go
 _EXIF_ORIENTATION_TAG = 0x0112
 
@@ -118,9 +124,12 @@ class DetectionSource:
 # Shared reader helpers
 
 
-def _clean(path: str, boxes: np.ndarray, labels: np.ndarray, width: int, height: int,
-           context: str = "") -> tuple[np.ndarray, np.ndarray, int]:
-    """Clips to the image and drops (and logs) zero/negative-area boxes. Returns boxes, labels, dropped."""
+def _clean(path: str, boxes: np.ndarray, labels: np.ndarray, width: int, height: int, context: str = "",
+           problems: ProblemLog | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Clips to the image and drops zero/negative-area boxes. Returns boxes, labels, dropped.
+
+    Dropped boxes are logged, or with `problems` reported one by one, as are boxes reaching more than
+    BOX_SLACK pixels outside the image (kept, clipped)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     labels = np.asarray(labels, np.int32).reshape(-1)
     if not np.isfinite(boxes).all():
@@ -128,7 +137,18 @@ def _clean(path: str, boxes: np.ndarray, labels: np.ndarray, width: int, height:
     clipped = clip_boxes(boxes, width, height)
     keep = valid_box_mask(clipped)
     dropped = int((~keep).sum())
-    if dropped:
+    if problems is not None:
+        limits = np.array([0, 0, width, height], np.float32)
+        overhang = np.maximum(np.maximum(-boxes[:, :2], 0).max(axis=1), np.maximum(boxes[:, 2:] - limits[2:], 0).max(axis=1))
+        for box, kept, over in zip(boxes.tolist(), keep, overhang):
+            box = [round(v, 1) for v in box]
+            if not kept:
+                problems.add(path, f"box {box} (xyxy) has no area inside the {width}x{height} image (zero or "
+                                   f"negative size, or outside it){context}", "box dropped")
+            elif over > BOX_SLACK:
+                problems.add(path, f"box {box} (xyxy) reaches {over:.0f} px outside the {width}x{height} image"
+                                   f"{context}", "box clipped to the image")
+    elif dropped:
         log.warning("%s: dropped %d box(es) with no area inside the %dx%d image%s: %s", path, dropped, width,
                     height, context, boxes[~keep].tolist())
     return clipped[keep], labels[keep], dropped
@@ -167,9 +187,9 @@ def _image_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
 
 
-def _finish(records: list[DetectionRecord], class_names: list[str], description: str,
-            dropped: int) -> DetectionSource:
-    if dropped:
+def _finish(records: list[DetectionRecord], class_names: list[str], description: str, dropped: int,
+            problems: ProblemLog | None = None) -> DetectionSource:
+    if dropped and problems is None:  # with a log, each box is reported there
         log.warning("%s: dropped %d degenerate box(es) in all", description, dropped)
     return DetectionSource(records, list(class_names), description, dropped)
 
@@ -178,15 +198,20 @@ def _finish(records: list[DetectionRecord], class_names: list[str], description:
 # COCO
 
 
-def coco_source(annotations_json: str | os.PathLike, image_root: str | os.PathLike | None = None) -> DetectionSource:
+def coco_source(annotations_json: str | os.PathLike, image_root: str | os.PathLike | None = None,
+                problems: ProblemLog | None = None) -> DetectionSource:
     """A COCO "instances" JSON -> source.
 
     `bbox` [x, y, w, h] becomes xyxy. Category ids are remapped to contiguous labels 0..C-1 in ascending
     category-id order and `class_names` are the categories' names in that order. `iscrowd=1` annotations
     are skipped; images without annotations are kept with no boxes. Image files are
     `image_root/<file_name>`; `image_root` defaults to the folder holding the JSON file (no sibling
-    `images/<split>` folder is guessed). Image sizes come from the JSON's `width`/`height` (read from the
-    image header where missing).
+    `images/<split>` folder is guessed); a `file_name` that leads outside `image_root` is refused. Image
+    sizes come from the JSON's `width`/`height` (read from the image header where missing).
+
+    A structural fault (not JSON, a missing key, bad categories) is a DataError. So is a bad image entry or
+    annotation, or a missing image file, unless `problems` is given: then it is reported there and the image
+    it concerns is left out.
     """
     json_path = Path(annotations_json)
     try:
@@ -223,79 +248,127 @@ def coco_source(annotations_json: str | os.PathLike, image_root: str | os.PathLi
 
     images: dict[int, dict] = {}
     order: list[int] = []
+    first_with_name: dict[str, int] = {}
     for entry in data["images"]:
         try:
-            image_id = int(entry["id"])
-            file_name = str(entry["file_name"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise bad(f"an image entry lacks an integer 'id' or a 'file_name' ({e!r})") from None
-        if image_id in images:
-            raise bad(f"duplicate image id {image_id}")
-        images[image_id] = entry
+            image_id, path = _coco_image_entry(entry, root, json_path, images, first_with_name)
+        except DataError as error:
+            skip_or_raise(problems, error, "image skipped")
+            continue
+        images[image_id] = {**entry, "path": path}
         order.append(image_id)
 
     per_image: dict[int, tuple[list, list]] = {image_id: ([], []) for image_id in order}
+    bad_images: set[int] = set()
     for ann in data["annotations"]:
-        if not isinstance(ann, dict):
-            raise bad(f"an annotation is not an object: {ann!r}")
-        where = f"annotation {ann.get('id', '?')}"
         try:
-            crowd = int(ann.get("iscrowd", 0) or 0)
-        except (TypeError, ValueError):
-            raise bad(f"{where} has iscrowd {ann.get('iscrowd')!r}; expected 0 or 1") from None
-        if crowd:
+            image_id = int(ann.get("image_id"))
+        except (AttributeError, TypeError, ValueError):
+            image_id = None
+        try:
+            box = _coco_annotation(ann, json_path, per_image, label_of, ids)
+        except DataError as error:
+            known = image_id in per_image
+            skip_or_raise(problems, error, "image skipped" if known else "annotation skipped")
+            if known:
+                bad_images.add(image_id)
             continue
-        try:
-            image_id = int(ann["image_id"])
-            category_id = int(ann["category_id"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise bad(f"{where} lacks an integer 'image_id' or 'category_id' ({e!r})") from None
-        if image_id not in per_image:
-            raise bad(f"{where} refers to image id {image_id}, which is not in 'images'")
-        if category_id not in label_of:
-            raise bad(f"{where} has category_id {category_id}, which is not in 'categories' {ids}")
-        bbox = ann.get("bbox")
-        try:
-            values = [float(v) for v in bbox]
-        except (TypeError, ValueError):
-            values = []
-        if len(values) != 4 or not all(math.isfinite(v) for v in values):
-            raise bad(f"{where} has bbox {bbox!r}; expected 4 finite numbers [x, y, width, height]")
-        per_image[image_id][0].append(values)
-        per_image[image_id][1].append(label_of[category_id])
+        if box is not None:
+            per_image[box[0]][0].append(box[1])
+            per_image[box[0]][1].append(box[2])
 
     records, dropped = [], 0
     for image_id in order:
+        if image_id in bad_images:
+            continue
         entry = images[image_id]
-        path = root / entry["file_name"]
-        _require_file(path, "image file", referenced_by=str(json_path))
-        width, height = entry.get("width"), entry.get("height")
+        path = entry["path"]
         try:
-            width, height = int(width), int(height)
-        except (TypeError, ValueError):
-            width, height = 0, 0
-        if width <= 0 or height <= 0:
-            width, height = _image_size(path)
-        raw_boxes, labels = per_image[image_id]
-        boxes = xywh_to_xyxy(np.asarray(raw_boxes, np.float32)) if raw_boxes else empty_boxes()
-        boxes, labels, n = _clean(str(path), boxes, labels, width, height, f" (annotations in {json_path})")
+            _require_file(path, "image file", referenced_by=str(json_path))
+            width, height = entry.get("width"), entry.get("height")
+            try:
+                width, height = int(width), int(height)
+            except (TypeError, ValueError):
+                width, height = 0, 0
+            if width <= 0 or height <= 0:
+                width, height = _image_size(path)
+            raw_boxes, labels = per_image[image_id]
+            boxes = xywh_to_xyxy(np.asarray(raw_boxes, np.float32)) if raw_boxes else empty_boxes()
+            boxes, labels, n = _clean(str(path), boxes, labels, width, height, f" (annotations in {json_path})",
+                                      problems)
+        except DataError as error:
+            skip_or_raise(problems, error, "image skipped")
+            continue
         dropped += n
         records.append(DetectionRecord(str(path), boxes, labels, width, height))
-    return _finish(records, class_names, str(json_path), dropped)
+    return _finish(records, class_names, str(json_path), dropped, problems)
+
+
+def _coco_image_entry(entry, root: Path, json_path: Path, images: dict, first_with_name: dict) -> tuple[int, Path]:
+    """(id, image path) of one 'images' entry; DataError for a bad, repeated or escaping entry."""
+    try:
+        image_id = int(entry["id"])
+        file_name = str(entry["file_name"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{json_path}: an image entry lacks an integer 'id' or a 'file_name' ({e!r})",
+                        path=json_path) from None
+    if image_id in images:
+        raise DataError(f"{json_path}: duplicate image id {image_id}", path=json_path)
+    path = resolve_within(file_name, root, f"file_name of image {image_id} in {json_path}")
+    if str(path) in first_with_name:
+        raise DataError(f"{path}: listed again as image {image_id} in {json_path} (first as image "
+                        f"{first_with_name[str(path)]}); only the first is used", path=path)
+    first_with_name[str(path)] = image_id
+    return image_id, root / file_name
+
+
+def _coco_annotation(ann, json_path: Path, per_image: dict, label_of: dict, ids: list) -> tuple | None:
+    """(image id, [x, y, w, h], label) of one annotation, None for a crowd one; DataError naming it."""
+    def bad(message: str) -> DataError:
+        return DataError(f"{json_path}: {message}", path=json_path)
+
+    if not isinstance(ann, dict):
+        raise bad(f"an annotation is not an object: {ann!r}")
+    where = f"annotation {ann.get('id', '?')}"
+    try:
+        crowd = int(ann.get("iscrowd", 0) or 0)
+    except (TypeError, ValueError):
+        raise bad(f"{where} has iscrowd {ann.get('iscrowd')!r}; expected 0 or 1") from None
+    if crowd:
+        return None
+    try:
+        image_id = int(ann["image_id"])
+        category_id = int(ann["category_id"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise bad(f"{where} lacks an integer 'image_id' or 'category_id' ({e!r})") from None
+    if image_id not in per_image:
+        raise bad(f"{where} refers to image id {image_id}, which is not in 'images'")
+    if category_id not in label_of:
+        raise bad(f"{where} has category_id {category_id}, which is not in 'categories' {ids}")
+    bbox = ann.get("bbox")
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise bad(f"{where} has bbox {bbox!r}; expected 4 finite numbers [x, y, width, height]")
+    return image_id, values, label_of[category_id]
 
 
 # --------------------------------------------------------------------------------------------------
 # Pascal VOC
 
 
-def voc_source(root: str | os.PathLike, class_names: Sequence[str] | None = None) -> DetectionSource:
+def voc_source(root: str | os.PathLike, class_names: Sequence[str] | None = None,
+               problems: ProblemLog | None = None) -> DetectionSource:
     """Pascal VOC: `root/Annotations/*.xml`, each for the image `root/JPEGImages/<same stem>.jpg`.
 
     The XML files define the dataset (images without one are not used). VOC coordinates are 1-based
     inclusive pixels, so (xmin, ymin, xmax, ymax) becomes xyxy (xmin - 1, ymin - 1, xmax, ymax), as
     Detectron2 reads them. `difficult` objects are kept. Class names are the sorted distinct object names
     unless `class_names` is given (then an unknown name is an error). The image size is the XML's <size>,
-    or the image header's where that is missing or zero.
+    or the image header's where that is missing or zero. A bad XML file (or its missing image) is a
+    DataError, or with `problems` reported there and left out.
     """
     root = Path(root)
     annotations_dir, images_dir = root / "Annotations", root / "JPEGImages"
@@ -306,54 +379,66 @@ def voc_source(root: str | os.PathLike, class_names: Sequence[str] | None = None
     if not xml_files:
         raise DataError(f"{annotations_dir}: no .xml annotation files", path=annotations_dir)
 
-    parsed = []  # (image path, width, height, [(name, box, xml)], xml)
+    parsed = []  # (image path, width, height, [(name, box)], xml)
     for xml_path in xml_files:
-        image_path = _voc_image(images_dir, xml_path)
         try:
-            tree = ET.parse(xml_path).getroot()
-        except (ET.ParseError, OSError) as e:
-            raise DataError(f"{xml_path}: not a readable XML file ({e})", path=xml_path) from None
-        width = _xml_int(tree, "size/width", xml_path)
-        height = _xml_int(tree, "size/height", xml_path)
-        if not width or not height:
-            width, height = _image_size(image_path)
-        objects = []
-        for index, obj in enumerate(tree.findall("object"), start=1):
-            name = (obj.findtext("name") or "").strip()
-            if not name:
-                raise DataError(f"{xml_path}: object {index} has no <name>", path=xml_path)
-            box = obj.find("bndbox")
-            if box is None:
-                raise DataError(f"{xml_path}: object {index} ({name}) has no <bndbox>", path=xml_path)
-            coords = []
-            for tag in ("xmin", "ymin", "xmax", "ymax"):
-                text = box.findtext(tag)
-                try:
-                    value = float((text or "").strip())
-                except ValueError:
-                    value = math.nan
-                if not math.isfinite(value):
-                    raise DataError(f"{xml_path}: object {index} ({name}) has <{tag}>{text}</{tag}>; expected a "
-                                    f"number", path=xml_path)
-                coords.append(value)
-            xmin, ymin, xmax, ymax = coords
-            objects.append((name, [xmin - 1.0, ymin - 1.0, xmax, ymax]))
-        parsed.append((image_path, width, height, objects, xml_path))
-
+            parsed.append(_voc_annotation(images_dir, xml_path))
+        except DataError as error:
+            skip_or_raise(problems, error, "image skipped")
     found = sorted({name for *_, objects, _ in parsed for name, _ in objects})
     names = list(class_names) if class_names is not None else found
     index_of = {name: i for i, name in enumerate(names)}
     records, dropped = [], 0
     for image_path, width, height, objects, xml_path in parsed:
         unknown = sorted({name for name, _ in objects} - set(index_of))
-        if unknown:
-            raise DataError(f"{xml_path}: object names {unknown} are not among the classes {names}", path=xml_path)
         boxes = np.asarray([box for _, box in objects], np.float32).reshape(-1, 4)
-        labels = np.asarray([index_of[name] for name, _ in objects], np.int32)
-        boxes, labels, n = _clean(str(image_path), boxes, labels, width, height, f" (annotations in {xml_path})")
+        try:
+            if unknown:
+                raise DataError(f"{xml_path}: object names {unknown} are not among the classes {names}", path=xml_path)
+            labels = np.asarray([index_of[name] for name, _ in objects], np.int32)
+            boxes, labels, n = _clean(str(image_path), boxes, labels, width, height, f" (annotations in {xml_path})",
+                                      problems)
+        except DataError as error:
+            skip_or_raise(problems, error, "image skipped")
+            continue
         dropped += n
         records.append(DetectionRecord(str(image_path), boxes, labels, width, height))
-    return _finish(records, names, str(root), dropped)
+    return _finish(records, names, str(root), dropped, problems)
+
+
+def _voc_annotation(images_dir: Path, xml_path: Path) -> tuple:
+    """(image path, width, height, [(name, xyxy box)], xml path) of one VOC XML file; DataError naming it."""
+    image_path = _voc_image(images_dir, xml_path)
+    try:
+        tree = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError) as e:
+        raise DataError(f"{xml_path}: not a readable XML file ({e})", path=xml_path) from None
+    width = _xml_int(tree, "size/width", xml_path)
+    height = _xml_int(tree, "size/height", xml_path)
+    if not width or not height:
+        width, height = _image_size(image_path)
+    objects = []
+    for index, obj in enumerate(tree.findall("object"), start=1):
+        name = (obj.findtext("name") or "").strip()
+        if not name:
+            raise DataError(f"{xml_path}: object {index} has no <name>", path=xml_path)
+        box = obj.find("bndbox")
+        if box is None:
+            raise DataError(f"{xml_path}: object {index} ({name}) has no <bndbox>", path=xml_path)
+        coords = []
+        for tag in ("xmin", "ymin", "xmax", "ymax"):
+            text = box.findtext(tag)
+            try:
+                value = float((text or "").strip())
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                raise DataError(f"{xml_path}: object {index} ({name}) has <{tag}>{text}</{tag}>; expected a "
+                                f"number", path=xml_path)
+            coords.append(value)
+        xmin, ymin, xmax, ymax = coords
+        objects.append((name, [xmin - 1.0, ymin - 1.0, xmax, ymax]))
+    return image_path, width, height, objects, xml_path
 
 
 def _voc_image(images_dir: Path, xml_path: Path) -> Path:
@@ -380,7 +465,8 @@ def _xml_int(tree: ET.Element, tag: str, xml_path: Path) -> int:
 # YOLO (Ultralytics layout)
 
 
-def yolo_source(images_dir: str | os.PathLike, names: Sequence[str] | str | os.PathLike) -> DetectionSource:
+def yolo_source(images_dir: str | os.PathLike, names: Sequence[str] | str | os.PathLike,
+                problems: ProblemLog | None = None) -> DetectionSource:
     """Ultralytics YOLO layout: `.../images/<split>/x.jpg` with labels in `.../labels/<split>/x.txt`.
 
     The label file of an image is its path with the last path component `images` replaced by `labels` and
@@ -388,7 +474,8 @@ def yolo_source(images_dir: str | os.PathLike, names: Sequence[str] | str | os.P
     is a segment polygon `class x1 y1 x2 y2 ...`, whose extent becomes the box, as Ultralytics does). An
     image without a label file has no boxes. Image sizes are read from the image headers (no decode).
     `names` is a list of class names or the path of a YAML file whose `names:` is a list or an
-    {index: name} mapping (Ultralytics' data YAML).
+    {index: name} mapping (Ultralytics' data YAML). A malformed label file is a DataError, or with `problems`
+    reported there and its image left out.
     """
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
@@ -416,13 +503,18 @@ def yolo_source(images_dir: str | os.PathLike, names: Sequence[str] | str | os.P
 
     records, dropped = [], 0
     for image_path in files:
-        width, height = _image_size(image_path)
         label_path = labels_dir / f"{image_path.stem}.txt"
-        boxes, labels = _read_yolo_labels(label_path, len(class_names), width, height)
-        boxes, labels, n = _clean(str(image_path), boxes, labels, width, height, f" (labels in {label_path})")
+        try:
+            width, height = _image_size(image_path)
+            boxes, labels = _read_yolo_labels(label_path, len(class_names), width, height)
+            boxes, labels, n = _clean(str(image_path), boxes, labels, width, height, f" (labels in {label_path})",
+                                      problems)
+        except DataError as error:
+            skip_or_raise(problems, error, "image skipped")
+            continue
         dropped += n
         records.append(DetectionRecord(str(image_path), boxes, labels, width, height))
-    return _finish(records, class_names, str(images_dir), dropped)
+    return _finish(records, class_names, str(images_dir), dropped, problems)
 
 
 def _yolo_names(names) -> list[str]:
@@ -510,7 +602,8 @@ _PENNFUDAN_BOX = re.compile(
 _PENNFUDAN_COUNT = re.compile(r"Objects with ground truth\s*:\s*(\d+)")
 
 
-def pennfudan_source(root: str | os.PathLike, boxes_from: str = "annotations") -> DetectionSource:
+def pennfudan_source(root: str | os.PathLike, boxes_from: str = "annotations",
+                     problems: ProblemLog | None = None) -> DetectionSource:
     """Penn-Fudan pedestrians: `root/PNGImages/*.png`, one class "person".
 
     `boxes_from="annotations"` reads `root/Annotation/<stem>.txt` (PASCAL v1.00 text; 1-based inclusive
@@ -529,18 +622,22 @@ def pennfudan_source(root: str | os.PathLike, boxes_from: str = "annotations") -
         raise DataError(f"{images_dir}: no images", path=images_dir)
     records, dropped = [], 0
     for image_path in files:
-        width, height = _image_size(image_path)
-        if boxes_from == "annotations":
-            source_path = root / "Annotation" / f"{image_path.stem}.txt"
-            boxes = _pennfudan_annotation_boxes(source_path, image_path)
-        else:
-            source_path = root / "PedMasks" / f"{image_path.stem}_mask.png"
-            boxes = _pennfudan_mask_boxes(source_path, image_path, width, height)
-        labels = np.zeros([len(boxes)], np.int32)
-        boxes, labels, n = _clean(str(image_path), boxes, labels, width, height, f" ({source_path})")
+        try:
+            width, height = _image_size(image_path)
+            if boxes_from == "annotations":
+                source_path = root / "Annotation" / f"{image_path.stem}.txt"
+                boxes = _pennfudan_annotation_boxes(source_path, image_path)
+            else:
+                source_path = root / "PedMasks" / f"{image_path.stem}_mask.png"
+                boxes = _pennfudan_mask_boxes(source_path, image_path, width, height)
+            labels = np.zeros([len(boxes)], np.int32)
+            boxes, labels, n = _clean(str(image_path), boxes, labels, width, height, f" ({source_path})", problems)
+        except DataError as error:
+            skip_or_raise(problems, error, "image skipped")
+            continue
         dropped += n
         records.append(DetectionRecord(str(image_path), boxes, labels, width, height))
-    return _finish(records, ["person"], f"{root} (boxes from {boxes_from})", dropped)
+    return _finish(records, ["person"], f"{root} (boxes from {boxes_from})", dropped, problems)
 
 
 def _pennfudan_annotation_boxes(path: Path, image_path: Path) -> np.ndarray:
@@ -603,6 +700,44 @@ def split_source(source: DetectionSource, val_count: int, seed: int) -> tuple[De
     val_idx, train_idx = np.sort(permutation[:val_count]), np.sort(permutation[val_count:])
     train = source.subset(train_idx.tolist(), f"{source.description} (train split, seed {seed})")
     val = source.subset(val_idx.tolist(), f"{source.description} (val split, {val_count} images, seed {seed})")
+    return train, val
+
+
+def detection_source_from_spec(spec: str, data_config, class_names=None, image_root: str | None = None,
+                               problems: ProblemLog | None = None) -> DetectionSource:
+    """The reader `data.format` names (a `.json` file means COCO under `auto`), for `spec`."""
+    fmt = data_config.format
+    if fmt == "coco" or (fmt == "auto" and spec.lower().endswith(".json")):
+        source = coco_source(spec, image_root or data_config.image_root, problems)
+    elif fmt == "voc":
+        source = voc_source(spec, class_names, problems)
+    elif fmt == "yolo":
+        if not data_config.classes:
+            raise DataError(f"{spec}: YOLO data needs data.classes (a names YAML)")
+        source = yolo_source(spec, data_config.classes, problems)
+    elif fmt == "pennfudan":
+        source = pennfudan_source(spec, problems=problems)
+    else:
+        raise DataError(f"{spec}: set data.format to coco, voc, yolo or pennfudan for detection (got {fmt!r})")
+    if class_names is not None and list(source.class_names) != list(class_names):
+        raise DataError(f"{spec}: classes {source.class_names} differ from the training classes {class_names}")
+    return source
+
+
+def detection_sources_from_config(data_config, seed: int,
+                                  problems: ProblemLog | None = None) -> tuple[DetectionSource, DetectionSource]:
+    """(train, val) from a DataConfig: `val` given, or a seeded split holding out round(len * val_fraction)."""
+    train = detection_source_from_spec(data_config.train, data_config, problems=problems)
+    if data_config.val:
+        val = detection_source_from_spec(data_config.val, data_config, train.class_names, data_config.val_image_root,
+                                         problems)
+    else:
+        val_count = int(round(len(train.records) * data_config.val_fraction))
+        train, val = split_source(train, val_count, seed)
+    for name, source in (("train", train), ("val", val)):
+        if source.dropped_boxes and problems is None:
+            log.warning("%s: dropped %d degenerate box(es) (zero area or outside the image) in %s",
+                        name, source.dropped_boxes, source.description)
     return train, val
 
 
@@ -698,7 +833,7 @@ def detection_dataset(source: DetectionSource, image_size: int, batch_size: int,
     all_labels = np.concatenate([r.labels for r in source.records] + [np.zeros([0], np.int32)]).astype(np.int32)
     sizes = np.asarray([[r.height, r.width] for r in source.records], np.int32)
     ds = tf.data.Dataset.from_tensor_slices((
-        [r.path for r in source.records],
+        [os.fsencode(r.path) for r in source.records],  # bytes: a name that is not UTF-8 still opens
         sizes,
         tf.RaggedTensor.from_row_lengths(all_boxes, counts),
         tf.RaggedTensor.from_row_lengths(all_labels, counts),
@@ -730,7 +865,8 @@ def detection_dataset(source: DetectionSource, image_size: int, batch_size: int,
         boxes, labels = _keep_boxes(boxes, labels, size, min_side)
         return tf.ensure_shape(image, [size, size, 3]), {"boxes": boxes[:max_boxes], "labels": labels[:max_boxes]}
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    # An image that fails to decode or has another size than its annotations say is left out and named.
+    ds = map_skipping_errors(ds, load, lambda element, random: element[0])
     ds = ds.padded_batch(
         batch_size,
         padded_shapes=([size, size, 3], {"boxes": [max_boxes, 4], "labels": [max_boxes]}),

@@ -29,7 +29,12 @@ class EpochData:
 
     def stream(self, first_epoch: int, epochs: int, skip_steps: int = 0) -> tf.data.Dataset:
         """Epochs first_epoch..epochs-1 back to back, without the first `skip_steps` batches of the first."""
-        ds = self.make(first_epoch).skip(skip_steps)
+        ds = self._whole(first_epoch).skip(skip_steps)
         for epoch in range(first_epoch + 1, epochs):
-            ds = ds.concatenate(self.make(epoch))
+            ds = ds.concatenate(self._whole(epoch))
         return ds
+
+    def _whole(self, epoch: int) -> tf.data.Dataset:
+        # Exactly `steps` batches even when files that fail to decode were left out (`data.tolerant`): a short
+        # epoch is topped up from its own start, so epochs stay aligned with steps_per_epoch.
+        return self.make(epoch).repeat().take(self.steps)

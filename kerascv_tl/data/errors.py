@@ -22,3 +22,7 @@ class DataError(ValueError):
 
 class ImageDecodeError(DataError):
     """An image file that cannot be read or decoded (empty, not an image, truncated, corrupt)."""
+
+
+class DataCheckError(DataError):
+    """The data check found bad files and `data.on_bad` is `fail` (the problems are logged one per line)."""

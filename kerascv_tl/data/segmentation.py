@@ -23,6 +23,8 @@ from kerascv_tl.data.decode import decode_image, read_image_file
 from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.detection import IMAGE_EXTENSIONS, _image_files, _image_size, split_source
 from kerascv_tl.data.errors import DataError
+from kerascv_tl.data.problems import ProblemLog, skip_or_raise
+from kerascv_tl.data.tolerant import map_skipping_errors
 
 __all__ = [
     "IGNORE_INDEX",
@@ -338,8 +340,8 @@ def _warn_skipped(description: str, skipped: list[tuple[str, str]]) -> None:
     log.warning("%s: skipped %d file(s): %s%s", description, len(skipped), shown, more)
 
 
-def mask_folder_source(root: str | os.PathLike, classes: str | None = None,
-                       ignore_value: int = 255) -> SegmentationSource:
+def mask_folder_source(root: str | os.PathLike, classes: str | None = None, ignore_value: int = 255,
+                       problems: ProblemLog | None = None) -> SegmentationSource:
     """`root/images/**` and `root/masks/**`, paired by relative path without suffix.
 
     images/train2017/x.jpg pairs with masks/train2017/x.png; flat folders work the same. `classes` is a
@@ -347,7 +349,8 @@ def mask_folder_source(root: str | os.PathLike, classes: str | None = None,
     tried. A raw mask value equal to `ignore_value`, and any raw value not in the class list, becomes
     IGNORE_INDEX (the class named by `ignore_value`, if any, is not a class). Images without a mask,
     masks without an image and masks whose size differs from the upright image size are skipped (listed in
-    `skipped`, summarised in a warning); colour masks raise DataError. DataError if no pairs remain.
+    `skipped`, summarised in a warning); colour masks raise DataError. DataError if no pairs remain. With
+    `problems`, every skipped pair and every unreadable or colour mask is reported there instead.
     """
     root = Path(root)
     ignore_value = int(ignore_value)
@@ -379,27 +382,36 @@ def mask_folder_source(root: str | os.PathLike, classes: str | None = None,
         if image is None:
             skipped.append((str(mask), f"no image named {key}.* in {images_dir} for this mask"))
             continue
-        width, height = _image_size(image)
-        mask_width, mask_height = _mask_header(mask)
+        try:
+            width, height = _image_size(image)
+            mask_width, mask_height = _mask_header(mask)
+        except DataError as error:
+            skip_or_raise(problems, error, "pair skipped")
+            continue
         if (mask_width, mask_height) != (width, height):
             skipped.append((str(mask), f"mask {mask} is {mask_width}x{mask_height} but image {image} is "
                                        f"{width}x{height} (upright)"))
             continue
         records.append(MaskRecord(str(image), str(mask), width, height))
     description = str(root)
-    _warn_skipped(description, skipped)
+    if problems is None:
+        _warn_skipped(description, skipped)
+    else:
+        for file, reason in skipped:
+            problems.add(file, reason, "pair skipped")
     if not records:
         raise DataError(f"{root}: no image/mask pairs (images/ and masks/ pair files by relative path without suffix; "
                         f"{len(skipped)} file(s) skipped)", path=root)
     return SegmentationSource(records, class_names, description, lookup, skipped)
 
 
-def pennfudan_segmentation_source(root: str | os.PathLike) -> SegmentationSource:
+def pennfudan_segmentation_source(root: str | os.PathLike, problems: ProblemLog | None = None) -> SegmentationSource:
     """Penn-Fudan: root/PNGImages/*.png with root/PedMasks/<stem>_mask.png, classes background and person.
 
     The instance masks (0 background, k pedestrian k) become semantic through the lookup (0 -> 0, any other
     value -> 1). Records follow sorted PNGImages, as `detection.pennfudan_source`, so the same seeded split
-    holds out the same images in both tasks. A missing mask or one of the wrong size is a DataError.
+    holds out the same images in both tasks. A missing mask or one of the wrong size is a DataError (with
+    `problems`, reported there and the pair left out).
     """
     root = Path(root)
     images_dir, masks_dir = root / "PNGImages", root / "PedMasks"
@@ -411,18 +423,24 @@ def pennfudan_segmentation_source(root: str | os.PathLike) -> SegmentationSource
         raise DataError(f"{images_dir}: no images", path=images_dir)
     records = []
     for image in files:
-        mask = masks_dir / f"{image.stem}_mask.png"
-        if not mask.is_file():
-            raise DataError(f"{mask}: mask file not found (for {image})", path=mask)
-        width, height = _image_size(image)
-        mask_size = _mask_header(mask)
-        if mask_size != (width, height):
-            raise DataError(f"{mask}: mask is {mask_size[0]}x{mask_size[1]} but image {image} is {width}x{height}",
-                            path=mask)
-        records.append(MaskRecord(str(image), str(mask), width, height))
+        try:
+            records.append(_pennfudan_pair(image, masks_dir / f"{image.stem}_mask.png"))
+        except DataError as error:
+            skip_or_raise(problems, error, "pair skipped")
     lookup = np.ones(256, np.uint8)
     lookup[0] = 0
     return SegmentationSource(records, ["background", "person"], f"{root} (Penn-Fudan masks)", lookup)
+
+
+def _pennfudan_pair(image: Path, mask: Path) -> MaskRecord:
+    if not mask.is_file():
+        raise DataError(f"{mask}: mask file not found (for {image})", path=mask)
+    width, height = _image_size(image)
+    mask_size = _mask_header(mask)
+    if mask_size != (width, height):
+        raise DataError(f"{mask}: mask is {mask_size[0]}x{mask_size[1]} but image {image} is {width}x{height}",
+                        path=mask)
+    return MaskRecord(str(image), str(mask), width, height)
 
 
 def split_segmentation_source(source: SegmentationSource, val_count: int,
@@ -432,7 +450,8 @@ def split_segmentation_source(source: SegmentationSource, val_count: int,
     return split_source(source, val_count, seed)  # only uses len(), .description and .subset()
 
 
-def _read_segmentation_source(spec: str, data_config, tfds_split: str | None = None) -> SegmentationSource:
+def _read_segmentation_source(spec: str, data_config, tfds_split: str | None = None,
+                              problems: ProblemLog | None = None) -> SegmentationSource:
     fmt = getattr(data_config, "format", "auto")
     if spec.startswith("tfds:") or fmt == "tfds":
         from kerascv_tl.data.segmentation_tfds import tfds_segmentation_source
@@ -442,25 +461,26 @@ def _read_segmentation_source(spec: str, data_config, tfds_split: str | None = N
                                         data_config.tfds_data_dir, getattr(data_config, "classes", None),
                                         int(getattr(data_config, "ignore_index", 255)))
     if fmt == "pennfudan":
-        return pennfudan_segmentation_source(spec)
+        return pennfudan_segmentation_source(spec, problems)
     if fmt in ("auto", "folder", "masks"):
         return mask_folder_source(spec, getattr(data_config, "classes", None),
-                                  int(getattr(data_config, "ignore_index", 255)))
+                                  int(getattr(data_config, "ignore_index", 255)), problems)
     raise DataError(f"{spec}: set data.format to masks (images/ + masks/ folders) or pennfudan for segmentation "
                     f"(got {fmt!r})", path=spec)
 
 
-def segmentation_source_from_config(data_config, seed: int) -> tuple[SegmentationSource, SegmentationSource]:
+def segmentation_source_from_config(data_config, seed: int,
+                                    problems: ProblemLog | None = None) -> tuple[SegmentationSource, SegmentationSource]:
     """(train, val) from a DataConfig: `val` given (same class names required), or a seeded split of `train`
-    holding out round(len * val_fraction) pairs."""
+    holding out round(len * val_fraction) pairs. With `problems`, bad pairs are reported there."""
     if not data_config.train:
         raise DataError("data.train is empty: give a folder with images/ and masks/ (or the Penn-Fudan folder)")
-    train = _read_segmentation_source(data_config.train, data_config)
+    train = _read_segmentation_source(data_config.train, data_config, problems=problems)
     if not data_config.val and train.tfds is not None:
         dataset = ":".join(data_config.train.split(":")[:2])  # tfds:NAME[:SPLIT] -> tfds:NAME
         return train, _read_segmentation_source(dataset, data_config, data_config.tfds_val_split)
     if data_config.val:
-        val = _read_segmentation_source(data_config.val, data_config)
+        val = _read_segmentation_source(data_config.val, data_config, problems=problems)
         if list(val.class_names) != list(train.class_names):
             raise DataError(f"{data_config.val}: classes {val.class_names} differ from the training classes "
                             f"{train.class_names} ({data_config.train})", path=data_config.val)
@@ -475,7 +495,7 @@ def segmentation_source_from_config(data_config, seed: int) -> tuple[Segmentatio
 
 def _load_mask(path: bytes, image_path: bytes, height, width, lookup: np.ndarray | None,
                num_classes: int) -> np.ndarray:
-    name, image_name = (p.decode("utf-8") if isinstance(p, bytes) else str(p) for p in (path, image_path))
+    name, image_name = (os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in (path, image_path))
     return read_mask(MaskRecord(image_name, name, int(width), int(height)), lookup, num_classes)
 
 
@@ -535,9 +555,9 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
         raise DataError(f"{source.description}: no images")
     lookup = None if source.lookup is None else np.asarray(source.lookup, np.uint8)
     num_classes = source.num_classes
-    ds = tf.data.Dataset.from_tensor_slices((
-        [r.image for r in source.records],
-        [r.mask for r in source.records],
+    ds = tf.data.Dataset.from_tensor_slices((  # bytes: a name that is not UTF-8 still opens
+        [os.fsencode(r.image) for r in source.records],
+        [os.fsencode(r.mask) for r in source.records],
         np.asarray([[r.height, r.width] for r in source.records], np.int32),
     ))
     if training:
@@ -559,18 +579,25 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
                                      stateful=False)
         return transform(image, tf.ensure_shape(mask, [None, None]), random)
 
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    # A pair that fails to load (or whose sizes disagree) is left out and named on stderr.
+    ds = map_skipping_errors(ds, load, lambda element, random: tf.strings.join([element[0], " (mask ", element[1], ")"]))
     return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
 def segmentation_examples(source: SegmentationSource) -> Iterator[tuple[MaskRecord, np.ndarray, np.ndarray]]:
-    """For evaluation at the original resolution: (record, image uint8 [H, W, 3], mask uint8 [H, W])."""
+    """For evaluation at the original resolution: (record, image uint8 [H, W, 3], mask uint8 [H, W]); a pair that
+    cannot be read is left out with a warning naming it."""
     if source.tfds is not None:
         yield from source.tfds.examples(source.lookup, source.num_classes)
         return
     for record in source.records:
-        image = read_image_file(record.image)
-        if image.shape[:2] != (record.height, record.width):
-            raise DataError(f"{record.image}: decoded image is {image.shape[1]}x{image.shape[0]} but its header says "
-                            f"{record.width}x{record.height}", path=record.image)
-        yield record, image, read_mask(record, source.lookup, source.num_classes)
+        try:
+            image = read_image_file(record.image)
+            if image.shape[:2] != (record.height, record.width):
+                raise DataError(f"{record.image}: decoded image is {image.shape[1]}x{image.shape[0]} but its header "
+                                f"says {record.width}x{record.height}", path=record.image)
+            mask = read_mask(record, source.lookup, source.num_classes)
+        except DataError as error:  # changed or broken since the data check: leave it out, say which
+            log.warning("skipped in evaluation: %s", error)
+            continue
+        yield record, image, mask

@@ -7,12 +7,12 @@ import logging
 import keras
 
 from kerascv_tl.backbones import Backbone, build_backbone
-from kerascv_tl.data.classification import ImageSource, load_classification_sources
+from kerascv_tl.data.classification import ImageSource
 from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.evaluation.report import predict_all, write_classification_report
 from kerascv_tl.precision import precision_scope
-from kerascv_tl.recipes.runner import RunFolder, TaskSetup, write_model_card
+from kerascv_tl.recipes.runner import RunFolder, TaskSetup, checked_sources, write_model_card
 from kerascv_tl.tasks.classifier import classifier
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -51,7 +51,7 @@ def backbone_from_config(config) -> Backbone:
 
 
 def setup(config, run: RunFolder, strategy) -> ClassificationSetup:
-    train, val = load_classification_sources(config.data, config.seed)
+    train, val = checked_sources(config, run)
     log.info("data: %d training and %d validation images, %d classes %s", len(train), len(val),
              train.num_classes, train.class_names)
     run.save_class_names(train.class_names)

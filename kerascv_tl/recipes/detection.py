@@ -14,14 +14,13 @@ import numpy as np
 
 from kerascv_tl.data import detection as det
 from kerascv_tl.data.epochs import EpochData
-from kerascv_tl.data.errors import DataError
 from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid
 from kerascv_tl.precision import precision_scope, resolve_jit_compile
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
 from kerascv_tl.recipes.global_clip import GlobalClipAdam
 from kerascv_tl.recipes.phases import fit_head_then_backbone
-from kerascv_tl.recipes.runner import (RunFolder, TaskSetup, run_summary, steps_per_epoch, write_model_card,
-                                       write_report)
+from kerascv_tl.recipes.runner import (RunFolder, TaskSetup, checked_sources, run_summary, steps_per_epoch,
+                                       write_model_card, write_report)
 from kerascv_tl.tasks import detector
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -34,41 +33,11 @@ NUM_OVERLAYS = 8
 DetectionSetup = TaskSetup
 
 
-def read_source(spec: str, data_config, class_names=None, image_root: str | None = None) -> det.DetectionSource:
-    fmt = data_config.format
-    if fmt == "coco" or (fmt == "auto" and spec.lower().endswith(".json")):
-        source = det.coco_source(spec, image_root or data_config.image_root)
-    elif fmt == "voc":
-        source = det.voc_source(spec, class_names)
-    elif fmt == "yolo":
-        if not data_config.classes:
-            raise DataError(f"{spec}: YOLO data needs data.classes (a names YAML)")
-        source = det.yolo_source(spec, data_config.classes)
-    elif fmt == "pennfudan":
-        source = det.pennfudan_source(spec)
-    else:
-        raise DataError(f"{spec}: set data.format to coco, voc, yolo or pennfudan for detection (got {fmt!r})")
-    if class_names is not None and list(source.class_names) != list(class_names):
-        raise DataError(f"{spec}: classes {source.class_names} differ from the training classes {class_names}")
-    return source
-
-
-def load_sources(data_config, seed: int) -> tuple[det.DetectionSource, det.DetectionSource]:
-    train = read_source(data_config.train, data_config)
-    if data_config.val:
-        val = read_source(data_config.val, data_config, train.class_names, data_config.val_image_root)
-    else:
-        val_count = int(round(len(train.records) * data_config.val_fraction))
-        train, val = det.split_source(train, val_count, seed)
-    for name, source in (("train", train), ("val", val)):
-        if source.dropped_boxes:
-            log.warning("%s: dropped %d degenerate box(es) (zero area or outside the image) in %s",
-                        name, source.dropped_boxes, source.description)
-    return train, val
+read_source = det.detection_source_from_spec  # what `kerascv-tl evaluate` reads a detection folder with
 
 
 def setup(config, run: RunFolder, strategy) -> DetectionSetup:
-    train, val = load_sources(config.data, config.seed)
+    train, val = checked_sources(config, run)
     boxes = sum(len(r.boxes) for r in train.records)
     log.info("data: %d training images (%d boxes), %d validation images, %d classes", len(train.records), boxes,
              len(val.records), len(train.class_names))

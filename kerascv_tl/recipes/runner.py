@@ -8,6 +8,7 @@ skipped (their weights reloaded), an interrupted phase continues from Keras' Bac
     RUN/checkpoints/best.weights.h5   best by monitor   RUN/backup/<phase>/       BackupAndRestore
     RUN/phase_<phase>.done.json + .weights.h5           RUN/model.keras           final (best) model
     RUN/metrics.json, confusion_matrix.*, *.png, model_card.json                  evaluation
+    RUN/data_check.json        what the data check found and left out
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from kerascv_tl.data.epochs import EpochData
+from kerascv_tl.recipes.checkpoint import AtomicModelCheckpoint
 from kerascv_tl.recipes.distributed_loop import fit_function
 from kerascv_tl.recipes.resume import ResumableEarlyStopping, StepBackupAndRestore
 from kerascv_tl.utils.io import atomic_path, atomic_write_json, atomic_write_text
+from kerascv_tl.utils.model_files import load_keras_model
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,12 @@ class RunFolder:
     def prepare(self, config, overwrite: bool = False) -> None:
         """Creates the folder, refusing to clobber a finished run or resume one with another config."""
         text = config.to_yaml()
+        holds_other_files = (self.root.is_dir() and any(self.root.iterdir())
+                             and not (self.root / "config.yaml").is_file())
+        if holds_other_files or (self.root.exists() and not self.root.is_dir()):
+            # --overwrite deletes run folders only: a mistyped --output must not cost someone their files.
+            raise RunExistsError(f"{self.root} is not empty and holds no run (no config.yaml); refusing to "
+                                 f"{'delete' if overwrite else 'write into'} it. Choose another --output")
         if self.root.exists() and overwrite:
             shutil.rmtree(self.root)
         elif self.is_finished():
@@ -95,12 +104,25 @@ class RunFolder:
         import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for deserialisation)
         import kerascv_tl.tasks.retinanet  # noqa: F401  (imports KerasHub, so only when a run is loaded)
 
-        return keras.saving.load_model(self.model_path, compile=False, safe_mode=True)
+        return load_keras_model(self.model_path)
 
     def history_files(self) -> list[tuple[str, Path]]:
         order = ("head", "fine_tune")
         found = [(p.stem.removeprefix("history_"), p) for p in self.root.glob("history_*.csv")]
         return sorted(found, key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+
+
+def checked_sources(config, run: RunFolder) -> tuple[object, object]:
+    """(train, val) after the data check (`kerascv_tl.data.check`), with `data.on_bad` applied; the check's
+    report goes to RUN/data_check.json."""
+    from kerascv_tl.data.check import apply_on_bad, check_data
+
+    started = time.time()
+    check = check_data(config)
+    log.info("data check took %.1f s", time.time() - started)
+    atomic_write_json(run / "data_check.json", {"on_bad": config.data.on_bad, **check.to_dict()})
+    apply_on_bad(check, config.data.on_bad)
+    return check.train, check.val
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -168,7 +190,7 @@ def fit_phase(
     # before the backup, so a resumed run repeats that epoch instead of losing its log row.
     callbacks = [
         keras.callbacks.CSVLogger(str(run.history(phase)), append=True),
-        keras.callbacks.ModelCheckpoint(
+        AtomicModelCheckpoint(
             str(run.best_weights), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
             initial_value_threshold=best_so_far(run, monitor),
         ),

@@ -19,8 +19,8 @@ from kerascv_tl.evaluation.segmentation import ConfusionAccumulator, plot_segmen
 from kerascv_tl.precision import precision_scope, resolve_jit_compile
 from kerascv_tl.recipes.classification import backbone_from_config, backbone_info
 from kerascv_tl.recipes.phases import fit_head_then_backbone
-from kerascv_tl.recipes.runner import (RunFolder, TaskSetup, make_optimizer, run_summary, steps_per_epoch,
-                                       write_model_card, write_report)
+from kerascv_tl.recipes.runner import (RunFolder, TaskSetup, checked_sources, make_optimizer, run_summary,
+                                       steps_per_epoch, write_model_card, write_report)
 from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
 from kerascv_tl.utils.io import atomic_write_json
 
@@ -33,7 +33,7 @@ SegmentationSetup = TaskSetup
 
 
 def setup(config, run: RunFolder, strategy) -> SegmentationSetup:
-    train, val = seg.segmentation_source_from_config(config.data, config.seed)
+    train, val = checked_sources(config, run)
     log.info("data: %d training and %d validation image/mask pairs, %d classes", len(train), len(val),
              train.num_classes)
     run.save_class_names(train.class_names)

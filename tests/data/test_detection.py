@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import bad_files
 from kerascv_tl.data import detection
 from kerascv_tl.data.decode import read_image_file
 from kerascv_tl.data.detection import (
@@ -447,7 +448,7 @@ def test_training_flip_mirrors_boxes_with_the_image(tmp_path, monkeypatch):
     assert 0 < flipped_count < 12
 
 
-def test_pipeline_truncates_to_max_boxes_and_checks_sizes(tmp_path, caplog):
+def test_pipeline_truncates_to_max_boxes_and_checks_sizes(tmp_path, caplog, capfd):
     image = _save(tmp_path / "x.png", _noise(16, 16))
     boxes = np.array([[0, 0, 4, 4], [4, 4, 8, 8], [8, 8, 12, 12]], np.float32)
     source = DetectionSource([DetectionRecord(str(image), boxes, [0, 1, 0], 16, 16)], ["a", "b"], "tiny")
@@ -455,6 +456,29 @@ def test_pipeline_truncates_to_max_boxes_and_checks_sizes(tmp_path, caplog):
         ((_, targets),) = _batches(detection_dataset(source, 32, batch_size=2, training=False, max_boxes=2))
     np.testing.assert_allclose(targets["boxes"][0], boxes[:2] * 2)
     assert "more than max_boxes=2" in caplog.text
-    wrong = DetectionSource([DetectionRecord(str(image), boxes, [0, 1, 0], 20, 16)], ["a", "b"], "wrong size")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="x.png"):
-        _batches(detection_dataset(wrong, 32, batch_size=1, training=False))
+    # An image whose size is not the annotations' (changed after the data check) is left out and named.
+    other = _save(tmp_path / "other.png", _noise(16, 16))
+    wrong = DetectionSource([DetectionRecord(str(image), boxes, [0, 1, 0], 20, 16),
+                             DetectionRecord(str(other), boxes, [0, 1, 0], 16, 16)], ["a", "b"], "wrong size")
+    capfd.readouterr()
+    ((images, _),) = _batches(detection_dataset(wrong, 32, batch_size=2, training=False))
+    assert images.shape[0] == 1
+    err = capfd.readouterr().err
+    assert f"skipped 1 file(s) that failed to load" in err and f": {image}\n" in err
+
+
+def test_boxes_of_an_exif_rotated_photo_stay_on_its_content(tmp_path):
+    # Annotation tools show the photo upright, so boxes are in upright pixels; decoding turns it upright too.
+    upright = np.zeros((24, 40, 3), np.uint8)
+    upright[4:12, 28:36] = (255, 0, 0)
+    bad_files.exif_rotated_jpeg(tmp_path / "phone.jpg", upright)
+    (tmp_path / "ann.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "phone.jpg"}],  # no size: read (upright) from the header
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [28, 4, 8, 8]}],
+        "categories": [{"id": 1, "name": "red"}]}))
+    source = coco_source(tmp_path / "ann.json")
+    assert (source.records[0].width, source.records[0].height) == (40, 24)
+    ((images, targets),) = _batches(detection_dataset(source, 40, batch_size=1, training=False))
+    x0, y0, x1, y1 = np.round(targets["boxes"][0][0]).astype(int)
+    inside = images[0][y0 + 1:y1 - 1, x0 + 1:x1 - 1]
+    assert inside[..., 0].mean() > 200 and inside[..., 1:].mean() < 60

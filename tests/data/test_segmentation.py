@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import bad_files
 from kerascv_tl.data.decode import read_image_file
 from kerascv_tl.data.detection import pennfudan_source, split_source
 from kerascv_tl.data.errors import DataError
@@ -217,17 +218,21 @@ def test_training_crop_and_flip_keep_image_and_mask_aligned(tmp_path):
     assert max(fractions) - min(fractions) > 0.1  # the crop's scale and position vary
 
 
-def test_pipeline_fails_naming_the_image_whose_size_differs(tmp_path):
+def test_pipeline_skips_and_names_the_pair_whose_size_differs(tmp_path, capfd):
     image = _save(tmp_path / "small.png", _noise(20, 30))
     mask = _save(tmp_path / "small_mask.png", np.zeros((20, 30), np.uint8))
-    source = SegmentationSource([MaskRecord(str(image), str(mask), 40, 20)], ["a", "b"], "wrong size")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="small.png"):
-        _batches(segmentation_dataset(source, 16, 1, training=False))
-    # Right image, wrong mask (written after the source was read): the error names both files and sizes.
+    good = MaskRecord(str(_save(tmp_path / "good.png", _noise(20, 30))), str(mask), 30, 20)
+    source = SegmentationSource([MaskRecord(str(image), str(mask), 40, 20), good], ["a", "b"], "wrong size")
+    capfd.readouterr()
+    ((images, _),) = _batches(segmentation_dataset(source, 16, 2, training=False))
+    err = capfd.readouterr().err
+    assert images.shape[0] == 1 and "skipped 1 file(s) that failed to load" in err and f"{image} (mask {mask})" in err
+    # Right image, wrong mask (written after the source was read): left out and named, in training too.
     right = _save(tmp_path / "right.png", _noise(20, 40))
-    source = SegmentationSource([MaskRecord(str(right), str(mask), 40, 20)], ["a", "b"], "wrong mask")
-    with pytest.raises(tf.errors.OpError, match=r"small_mask.png: mask is 30x20 .*right.png is 40x20"):
-        _batches(segmentation_dataset(source, 16, 1, training=True))
+    source = SegmentationSource([MaskRecord(str(right), str(mask), 40, 20), good], ["a", "b"], "wrong mask")
+    ((images, _),) = _batches(segmentation_dataset(source, 16, 2, training=True))
+    err = capfd.readouterr().err
+    assert images.shape[0] == 1 and f"{right} (mask {mask})" in err
 
 
 def test_segmentation_examples_are_at_original_resolution(shapes_source):
@@ -415,3 +420,20 @@ def test_coco128_masks_with_panoptic_ids(assets):
     assert (mask[values == 1] == person).all()
     assert (mask[values == 0] == IGNORE_INDEX).all()
     assert (mask[(values != 0)] < source.num_classes).all()  # every other id in the mask is a known class
+
+
+def test_mask_of_an_exif_rotated_photo_stays_on_its_content(tmp_path):
+    # The mask is drawn on the upright photo, as annotation tools show it; decoding turns the photo upright.
+    upright = np.zeros((24, 40, 3), np.uint8)
+    upright[4:12, 28:36] = (255, 0, 0)
+    (tmp_path / "images").mkdir()
+    bad_files.exif_rotated_jpeg(tmp_path / "images" / "phone.jpg", upright)
+    mask = np.zeros((24, 40), np.uint8)
+    mask[4:12, 28:36] = 1
+    _save(tmp_path / "masks" / "phone.png", mask)
+    source = mask_folder_source(tmp_path, "background,red")
+    assert [(r.width, r.height) for r in source.records] == [(40, 24)]
+    ((images, masks),) = _batches(segmentation_dataset(source, 40, 1, training=False))
+    red = images[0][masks[0] == 1]
+    assert len(red) > 0 and red[:, 0].mean() > 200 and red[:, 1:].mean() < 60
+    assert images[0][masks[0] == 0][:, 0].mean() < 60

@@ -46,3 +46,109 @@ def test_every_shipped_recipe_loads(monkeypatch):
         assert config.data.train
     flowers = load_config(PROJECT_ROOT / "recipes" / "flowers_fine_tune.yaml")
     assert flowers.data.train == "/assets/flowers5/train"
+
+
+# --- bad data at the start of `train` and during it ------------------------------------------------------
+
+BAD_FILES = {  # name in train/circle -> what the message must say
+    "empty.png": "empty file (0 bytes)",
+    "cut.jpg": "truncated or corrupt image data",
+    "cut.png": "truncated or corrupt image data",
+    "page.jpg": "not an image",
+    "bomb.png": "declares 900,000,000 pixels",
+    "caf\\xe9.png": "file name is not valid UTF-8",
+}
+ODD_BUT_VALID = 7  # CMYK, 16-bit, greyscale, RGBA, palette, animated GIF, EXIF-rotated
+
+
+@pytest.fixture(scope="module")
+def dirty_shapes(shapes_classification, tmp_path_factory):
+    """The tiny shapes dataset with bad files, valid oddities and an empty class in train, and a val CSV with
+    an unknown label and a repeated row; `sneaky.png` is broken in a way the check is told to miss."""
+    import shutil
+
+    import bad_files
+
+    root = tmp_path_factory.mktemp("dirty")
+    shutil.copytree(shapes_classification / "train", root / "train")
+    shutil.copytree(shapes_classification / "val", root / "val")
+    circle = root / "train" / "circle"
+    bad_files.zero_byte(circle / "empty.png")
+    bad_files.truncated(circle / "cut.jpg", "JPEG")
+    bad_files.truncated(circle / "cut.png", "PNG")
+    bad_files.text_as_image(circle / "page.jpg")
+    bad_files.bomb_png(circle / "bomb.png")
+    bad_files.non_utf8_name(circle)
+    bad_files.cmyk_jpeg(circle / "cmyk.jpg")
+    bad_files.rgb16_png(circle / "deep.png", (65535, 0, 0))
+    bad_files.png(circle / "grey.png", mode="L")
+    bad_files.png(circle / "rgba.png", mode="RGBA")
+    bad_files.palette_png(circle / "palette.png")
+    bad_files.animated_gif(circle / "anim.gif")
+    bad_files.exif_rotated_jpeg(circle / "phone.jpg", bad_files.noise(16, 40))
+    bad_files.truncated(circle / "sneaky.png", "PNG")
+    (root / "train" / "hexagon").mkdir()
+    rows = [f"{p.relative_to(root)},{p.parent.name}" for p in sorted((root / "val").glob("*/*.png"))]
+    (root / "val.csv").write_text("\n".join(rows + ["val/circle/nope.png,rhombus", rows[0]]) + "\n")
+    return root
+
+
+def _dirty_config(root, *extra):
+    from support import tiny_overrides
+
+    return load_config(None, tiny_overrides(root, recipe="feature_extraction",
+                                            **{"data.val": f"{root}/val.csv", **dict(e.split("=", 1) for e in extra)}))
+
+
+def test_train_skips_every_bad_file_names_it_and_trains_on_the_rest(dirty_shapes, tmp_path, monkeypatch, caplog,
+                                                                   capfd):
+    import json
+
+    from kerascv_tl.data import check
+    from kerascv_tl.recipes import train
+
+    real = check.image_problem
+    monkeypatch.setattr(check, "image_problem",  # a file the check cannot catch, e.g. broken after it ran
+                        lambda path, limit: (None, (32, 32)) if str(path).endswith("sneaky.png") else real(path, limit))
+    with caplog.at_level("WARNING"):
+        run, metrics = train(_dirty_config(dirty_shapes), output=tmp_path / "run", verbose=0)
+    assert run.is_finished() and len((run / "history_head.csv").read_text().splitlines()) == 2
+    report = json.loads((run / "data_check.json").read_text())
+    by_name = {p["path"].rsplit("/", 1)[-1]: p["message"] for p in report["problems"]}
+    circle = dirty_shapes / "train" / "circle"
+    for name, reason in BAD_FILES.items():
+        assert by_name[name].startswith(f"{circle}/{name}: {reason}"), by_name[name]
+    assert "class folder has no images" in by_name["hexagon"]
+    csv_rows = sorted(p["message"] for p in report["problems"] if p["path"].endswith("val.csv"))
+    assert "row 13: label 'rhombus' is not among the classes" in csv_rows[0] and "row 14 lists" in csv_rows[1]
+    assert report["num_problems"] == len(BAD_FILES) + 3 and report["on_bad"] == "skip"
+    # Trained on the 24 shapes, the 7 valid oddities and sneaky.png, which the pipeline then left out, named.
+    assert report["num_train"] == metrics["num_train_examples"] == 24 + ODD_BUT_VALID + 1
+    assert "skipped 1 file(s) that failed to load" in capfd.readouterr().err
+    assert "bad data: " in caplog.text and "training goes on without them" in caplog.text
+
+
+def test_overwrite_deletes_run_folders_only(tmp_path):
+    from kerascv_tl.recipes import RunExistsError
+
+    config = load_config(None, [])
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("years of work")
+    for overwrite in (False, True):
+        with pytest.raises(RunExistsError, match="holds no run .no config.yaml.; refusing to"):
+            RunFolder(precious).prepare(config, overwrite=overwrite)
+    assert (precious / "chapter1.tex").read_text() == "years of work" and not (precious / "config.yaml").exists()
+    RunFolder(tmp_path / "run").prepare(config)  # a new folder, and a run folder again, are fine
+    (tmp_path / "run" / "notes.txt").write_text("x")
+    RunFolder(tmp_path / "run").prepare(config, overwrite=True)
+    assert not (tmp_path / "run" / "notes.txt").exists() and (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_on_bad_fail_stops_before_any_model_is_built(dirty_shapes, tmp_path):
+    from kerascv_tl.data.errors import DataCheckError
+    from kerascv_tl.recipes import train
+
+    with pytest.raises(DataCheckError, match=r"problem\(s\).*data.on_bad is fail, so training did not start"):
+        train(_dirty_config(dirty_shapes, "data.on_bad=fail"), output=tmp_path / "run", verbose=0)
+    assert (tmp_path / "run" / "data_check.json").is_file() and not (tmp_path / "run" / "backbone.json").exists()

@@ -1,0 +1,220 @@
+"""The data check behind `kerascv-tl check-data CONFIG` and the start of every `train`.
+
+It reads the config's sources with a `ProblemLog`, so that the readers report bad CSV rows, annotation
+files, boxes and image/mask pairs instead of stopping at the first, then opens every image (and mask)
+with PIL (`image_check.image_problem`), and for detection compares each image's upright size with its
+annotation's, for segmentation looks for mask values outside the class list. Every problem names its
+file and says what is wrong; `DataCheck.summary` counts them.
+
+`data.on_bad` decides what follows (`apply_on_bad`): `skip` (default) logs every problem loudly and trains
+on what is left; `fail` logs them and raises `DataCheckError` before any training. What cannot be
+skipped (a config path outside `data.root`, an unreadable annotation file, a classification dataset with
+one class, nothing left to train on) is a plain `DataError` either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kerascv_tl.data.errors import DataCheckError, DataError
+from kerascv_tl.data.image_check import image_problem, mask_values
+from kerascv_tl.data.paths import resolve_within
+from kerascv_tl.data.problems import ProblemLog
+
+__all__ = ["DataCheck", "apply_on_bad", "check_data", "within_data_root"]
+
+log = logging.getLogger(__name__)
+
+_PATH_KEYS = ("train", "val", "image_root", "val_image_root")
+
+
+@dataclass
+class DataCheck:
+    """The sources with every bad file left out, the problems found, and how many files were opened."""
+
+    train: object
+    val: object
+    problems: ProblemLog = field(default_factory=ProblemLog)
+    files_checked: int = 0
+
+    def summary(self) -> str:
+        sizes = f"{_size(self.train)} training and {_size(self.val)} validation examples kept"
+        if not self.problems:
+            return f"data check: {self.files_checked} file(s) checked, no problems; {sizes}"
+        actions = ", ".join(f"{count} {action}" for action, count in self.problems.counts().items())
+        return f"data check: {self.files_checked} file(s) checked, {len(self.problems)} problem(s) ({actions}); {sizes}"
+
+    def to_dict(self) -> dict:
+        return {"files_checked": self.files_checked, "num_train": _size(self.train), "num_val": _size(self.val),
+                "num_problems": len(self.problems), "actions": self.problems.counts(),
+                "problems": list(self.problems)}
+
+
+def check_data(config) -> DataCheck:
+    """Reads `config.data` for `config.task` and checks every file; see the module docstring."""
+    data = within_data_root(config.data)
+    problems = ProblemLog()
+    if config.task == "classification":
+        from kerascv_tl.data.classification import load_classification_sources
+
+        train, val = load_classification_sources(data, config.seed, problems)
+    elif config.task == "detection":
+        from kerascv_tl.data.detection import detection_sources_from_config
+
+        train, val = detection_sources_from_config(data, config.seed, problems)
+    else:
+        from kerascv_tl.data.segmentation import segmentation_source_from_config
+
+        train, val = segmentation_source_from_config(data, config.seed, problems)
+    checked = 0
+    kept = []
+    for source, name in ((train, "training"), (val, "validation")):
+        good, opened = _checked(source, config.task, data, problems)
+        checked += opened
+        if _size(good) == 0 and _on_disk(source):
+            raise DataError(f"{source.description}: no usable {name} images left; {len(problems)} problem(s) "
+                            f"found (kerascv-tl check-data lists them)", path=source.description)
+        kept.append(good)
+    train, val = kept
+    train = _without_validation_files(train, val, problems)
+    return DataCheck(train, val, problems, checked)
+
+
+def apply_on_bad(check: DataCheck, on_bad: str) -> None:
+    """Logs every problem and the summary; raises DataCheckError when there are problems and on_bad is fail."""
+    if not check.problems:
+        log.info("%s", check.summary())
+        return
+    for problem in check.problems:
+        log.warning("bad data: %s [%s]", problem["message"], problem["action"] if on_bad == "skip" else "fail")
+    if on_bad == "fail":
+        raise DataCheckError(f"{check.summary()}. data.on_bad is fail, so training did not start: fix the "
+                             f"file(s) listed above, or set data.on_bad: skip to train without them")
+    log.warning("!! %s. data.on_bad is skip: training goes on without them (listed above) !!", check.summary())
+
+
+def within_data_root(data_config):
+    """A copy of the data config whose paths start at `data.root` and stay inside it (unchanged without a root)."""
+    root = getattr(data_config, "root", None)
+    if not root:
+        return data_config
+    if not Path(root).is_dir():
+        raise DataError(f"{root}: data.root is not a folder", path=root)
+    changes = {}
+    for key in _PATH_KEYS:
+        value = getattr(data_config, key)
+        if value and not value.startswith("tfds:"):
+            changes[key] = str(resolve_within(value, root, f"data.{key}"))
+    classes = data_config.classes
+    if classes and (os.sep in classes or "/" in classes or Path(classes).suffix.lower() in (".yaml", ".yml", ".json")):
+        changes["classes"] = str(resolve_within(classes, root, "data.classes"))
+    return dataclasses.replace(data_config, **changes)
+
+
+def _on_disk(source) -> bool:
+    return getattr(source, "paths", None) is not None or (hasattr(source, "records") and
+                                                           getattr(source, "tfds", None) is None)
+
+
+def _size(source) -> int:
+    return len(source) if source is not None else 0
+
+
+def _checked(source, task: str, data_config, problems: ProblemLog) -> tuple[object, int]:
+    """(the source without its bad files, number of files opened)."""
+    if task == "classification":
+        if source.paths is None:  # TFDS: decoded by TFDS, nothing on disk to check
+            return source, 0
+        bad = _bad_images(source.paths, None, data_config.max_image_pixels, problems)
+        keep = np.asarray([i for i in range(len(source)) if i not in bad], np.int64)
+        return (source if not bad else source.subset(keep, source.description)), len(source.paths)
+    if task == "detection":
+        sizes = [(r.width, r.height) for r in source.records]
+        bad = _bad_images([r.path for r in source.records], sizes, data_config.max_image_pixels, problems,
+                          "the annotations say")
+        return _keep_records(source, bad), len(source.records)
+    if getattr(source, "tfds", None) is not None:
+        return source, 0
+    sizes = [(r.width, r.height) for r in source.records]
+    bad = _bad_images([r.image for r in source.records], sizes, data_config.max_image_pixels, problems,
+                      "its mask (and header) say")
+    _report_mask_values(source, int(getattr(data_config, "ignore_index", 255)), problems)
+    return _keep_records(source, bad), 2 * len(source.records)
+
+
+def _bad_images(paths, sizes, max_pixels: int, problems: ProblemLog, size_source: str = "") -> set[int]:
+    """Indices of the images that fail `image_problem` or whose upright size differs from `sizes`."""
+    workers = min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:  # PIL releases the GIL while it decodes
+        results = list(pool.map(lambda p: image_problem(p, max_pixels), paths))
+    bad = set()
+    for index, (path, (reason, size)) in enumerate(zip(paths, results)):
+        if reason is None and sizes is not None and tuple(size) != tuple(sizes[index]):
+            reason = (f"the image is {size[0]}x{size[1]} (upright) but {size_source} {sizes[index][0]}x"
+                      f"{sizes[index][1]}")
+        if reason is not None:
+            problems.add(path, reason)
+            bad.add(index)
+    return bad
+
+
+def _keep_records(source, bad: set[int]):
+    if not bad:
+        return source
+    kept = source.subset([i for i in range(len(source.records)) if i not in bad], source.description)
+    for name in ("dropped_boxes", "skipped"):  # what the reader counted, which a subset starts without
+        if hasattr(source, name):
+            setattr(kept, name, getattr(source, name))
+    return kept
+
+
+def _report_mask_values(source, ignore_value: int, problems: ProblemLog) -> None:
+    """Reports masks holding values that are neither a class nor the ignore value (training ignores them)."""
+    if source.lookup is None:
+        known = set(range(source.num_classes))
+    else:
+        known = {int(v) for v in np.flatnonzero(np.asarray(source.lookup) != 255)}
+    known.add(ignore_value)
+    for record in source.records:
+        try:
+            values = mask_values(record.mask)
+        except (OSError, SyntaxError, ValueError) as e:
+            problems.add(record.mask, f"cannot read the mask ({e})")
+            continue
+        unknown = sorted(int(v) for v in values if int(v) not in known)
+        if unknown:
+            shown = unknown[:10] + (["..."] if len(unknown) > 10 else [])
+            problems.add(record.mask, f"mask values {shown} are not among the {source.num_classes} classes' ids "
+                                      f"nor the ignore value {ignore_value}", "pixels ignored")
+
+
+def _without_validation_files(train, val, problems: ProblemLog):
+    """Leaves out of training the files that are also validation files (they would leak into the metrics)."""
+    def paths(source) -> list[str] | None:
+        if getattr(source, "paths", None) is not None:
+            return source.paths
+        if getattr(source, "records", None):
+            return [getattr(r, "path", None) or r.image for r in source.records]
+        return None
+
+    train_paths, val_paths = paths(train), paths(val)
+    if not train_paths or not val_paths:
+        return train
+    held_out = {os.path.normpath(os.path.abspath(p)) for p in val_paths}
+    shared = [i for i, p in enumerate(train_paths) if os.path.normpath(os.path.abspath(p)) in held_out]
+    if not shared:
+        return train
+    for i in shared:
+        problems.add(train_paths[i], "is also a validation file; left out of training so that it cannot inflate "
+                                     "the validation metrics", "file skipped")
+    keep = [i for i in range(len(train_paths)) if i not in set(shared)]
+    if hasattr(train, "records"):
+        return _keep_records(train, set(shared))
+    return train.subset(np.asarray(keep, np.int64), train.description)
