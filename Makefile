@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test clean
+.PHONY: install demo test bench bench-precision clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25
+
+# Every figure the README quotes: JSON in benchmarks/results/, then the Markdown table RESULTS.md (< 45 min, 2 cores).
+BENCHMARKS := "input_pipeline.py" "input_pipeline.py --cache" profile_input_pipeline.py framework_overhead.py cached_features.py serving.py \
+	distribute.py real_data.py
+bench: install
+	set -e; for b in $(BENCHMARKS); do echo "== benchmarks/$$b $$(date +%T)"; $(PY) benchmarks/$$b; done; date +%T
+	$(PY) benchmarks/report.py
+
+# Float32 vs mixed_bfloat16, XLA off vs on, for two networks (about 4 minutes; behind `precision` and `jit_compile: auto`).
+bench-precision: install
+	$(PY) benchmarks/precision_jit.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf runs data build *.egg-info

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import weakref
 from pathlib import Path
 
 import keras
@@ -49,10 +50,7 @@ def cached_embeddings(extractor: keras.Model, source: ImageSource, data_config, 
             log.info("feature cache hit: %s", path)
             return data["embeddings"], data["labels"]
     log.info("computing embeddings of %d images (cache miss: %s)", len(source), path)
-    size = data_config.image_size
-    # One trace for every batch size (the last batch is smaller), the dataset decoding ahead meanwhile.
-    embed = tf.function(lambda images: extractor(images, training=False),
-                        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    embed = _embedding_function(extractor, data_config.image_size)
     embeddings, labels = [], []
     for images, one_hot in eval_dataset(source, data_config, batch_size):
         embeddings.append(np.asarray(embed(images), np.float32))
@@ -61,3 +59,16 @@ def cached_embeddings(extractor: keras.Model, source: ImageSource, data_config, 
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, embeddings=result[0], labels=result[1])
     return result
+
+
+_EMBEDDING_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _embedding_function(extractor: keras.Model, size: int):
+    """The extractor traced once for every batch size (the last batch is smaller) and every split."""
+    key = (size,)
+    functions = _EMBEDDING_FUNCTIONS.setdefault(extractor, {})
+    if key not in functions:
+        functions[key] = tf.function(lambda images: extractor(images, training=False),
+                                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    return functions[key]

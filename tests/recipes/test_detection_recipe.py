@@ -14,15 +14,34 @@ def detection_run(tmp_path_factory):
     from kerascv_tl.data.synthetic import write_detection_dataset
 
     root = write_detection_dataset(tmp_path_factory.mktemp("shapes_det"), num_train=16, num_val=8, image_size=64, seed=0)
+    dirty = dirty_coco(root)
     config = load_config(None, [
         "task=detection", "recipe=fine_tune", "data.format=coco", "data.image_size=64",
-        f"data.train={root}/annotations/instances_train.json", f"data.val={root}/annotations/instances_val.json",
+        f"data.train={dirty}", f"data.val={root}/annotations/instances_val.json",
         f"data.image_root={root}/images/train", f"data.val_image_root={root}/images/val", "backbone.weights=none",
         "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.monitor=val_loss",
         "train.early_stopping_patience=0", "export.score_threshold=0.0", "export.max_detections=10"])
     run_dir = tmp_path_factory.mktemp("runs") / "det"
     run, metrics = train(config, output=run_dir, verbose=0)
     return run, metrics, root
+
+
+def dirty_coco(root):
+    """The training JSON plus a truncated image, a missing one and a box with no area (`on_bad: skip` default)."""
+    import bad_files
+
+    data = json.loads((root / "annotations" / "instances_train.json").read_text())
+    bad_files.truncated(root / "images" / "train" / "broken.png", "png")
+    next_id = max(image["id"] for image in data["images"]) + 1
+    for offset, name in enumerate(("broken.png", "gone.png")):
+        data["images"].append({"id": next_id + offset, "file_name": name, "width": 64, "height": 64})
+        data["annotations"].append({"id": 10_000 + offset, "image_id": next_id + offset, "category_id":
+                                    data["categories"][0]["id"], "bbox": [4, 4, 20, 20], "area": 400, "iscrowd": 0})
+    flat = dict(data["annotations"][0], id=10_002, bbox=[10, 10, 0, 12], area=0)  # zero width
+    data["annotations"].append(flat)
+    path = root / "annotations" / "instances_train_dirty.json"
+    path.write_text(json.dumps(data))
+    return path
 
 
 @pytest.mark.slow(seconds=75)
@@ -36,6 +55,18 @@ def test_detection_run_writes_coco_metrics_overlays_and_card(detection_run):
             "history_head.csv", "history_fine_tune.csv"} <= names
     card = json.loads((run.root / "model_card.json").read_text())
     assert card["task"] == "detection" and "letterbox" in card["input"]["resize"]
+
+
+def test_bad_training_files_and_boxes_were_named_and_the_run_trained_on_the_rest(detection_run):
+    run, _, root = detection_run
+    report = json.loads((run.root / "data_check.json").read_text())
+    messages = [p["message"] for p in report["problems"]]
+    images = root / "images" / "train"
+    assert any(m.startswith(f"{images / 'broken.png'}: truncated or corrupt image data") for m in messages), messages
+    assert any(m.startswith(f"{images / 'gone.png'}: image file not found") for m in messages), messages
+    assert any("has no area inside the 64x64 image" in m for m in messages), messages
+    assert report["on_bad"] == "skip" and report["num_train"] == 16  # both bad images left out, the rest kept
+    assert run.is_finished() and len((run.root / "history_fine_tune.csv").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow(seconds=65)

@@ -19,11 +19,29 @@ def segmentation_run(tmp_path_factory):
                                       seed=0)
     config = load_config(None, [
         "task=segmentation", "recipe=fine_tune", "data.format=masks", f"data.image_size={SIZE}",
-        f"data.train={root}/train", f"data.val={root}/val", f"data.classes={root}/classes.yaml", "backbone.weights=none",
+        f"data.train={dirty_masks(root)}", f"data.val={root}/val", f"data.classes={root}/classes.yaml", "backbone.weights=none",
         "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.monitor=val_mean_iou",
         "train.early_stopping_patience=0", "export.probabilities=true"])
     run, metrics = train(config, output=tmp_path_factory.mktemp("runs") / "seg", verbose=0)
     return run, metrics, root
+
+
+def dirty_masks(root):
+    """A copy of the training pairs plus a truncated image, a mask of the wrong size and one with an unknown id."""
+    import shutil
+
+    import bad_files
+
+    dirty = root / "train_dirty"
+    shutil.copytree(root / "train", dirty)
+    image, mask = np.asarray(Image.open(dirty / "images" / "00000.png")), np.asarray(Image.open(dirty / "masks" / "00000.png"))
+    bad_files.truncated(dirty / "images" / "broken.png", "png")
+    Image.fromarray(mask).save(dirty / "masks" / "broken.png")
+    Image.fromarray(image).save(dirty / "images" / "small.png")
+    Image.fromarray(mask[: SIZE // 2]).save(dirty / "masks" / "small.png")
+    Image.fromarray(image).save(dirty / "images" / "unknown.png")
+    Image.fromarray(np.where(mask > 0, 9, 0).astype(np.uint8)).save(dirty / "masks" / "unknown.png")
+    return dirty
 
 
 @pytest.mark.slow(seconds=50)
@@ -62,3 +80,17 @@ def test_cli_exports_predicts_an_overlay_and_evaluates(segmentation_run, tmp_pat
     assert main(["evaluate", str(run.root), "--data", str(root / "val"), "--output", str(tmp_path / "eval")]) == 0
     again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert again["miou"] == pytest.approx(metrics["miou"]) and again["num_images"] == 6
+
+
+def test_bad_training_pairs_were_named_and_the_run_trained_on_the_rest(segmentation_run):
+    run, _, root = segmentation_run
+    report = json.loads((run.root / "data_check.json").read_text())
+    by_file = {p["path"].rsplit("/", 2)[-2] + "/" + p["path"].rsplit("/", 1)[-1]: p for p in report["problems"]}
+    assert "truncated or corrupt image data" in by_file["images/broken.png"]["message"], by_file
+    assert f"is {SIZE}x{SIZE // 2} but image" in by_file["masks/small.png"]["message"], by_file
+    unknown = by_file["masks/unknown.png"]
+    assert "mask values [9] are not among the 4 classes' ids" in unknown["message"], by_file
+    assert unknown["action"] == "pixels ignored"
+    # The 16 good pairs and the one whose unknown pixels are ignored trained; the other two were left out.
+    assert report["on_bad"] == "skip" and report["num_train"] == 17
+    assert run.is_finished() and len((run.root / "history_fine_tune.csv").read_text().splitlines()) == 2

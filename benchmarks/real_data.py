@@ -1,0 +1,84 @@
+"""Quality and cost on real data: the shipped recipes run through the CLI, each in its own process.
+
+Prints and records each run's validation figures (from its metrics.json), wall time of the whole command
+and peak RSS of its process. The detection and segmentation recipes run with fewer epochs than published
+(`--set` below) so that `make bench` fits in 45 minutes on 2 cores; `--full` runs them as published
+(README: pennfudan detection 8 + 20 epochs, segmentation 4 + 16).
+
+    python benchmarks/real_data.py [--full] [--only flowers_fine_tune,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, assets, write_result
+
+# name -> (recipe, overrides for the quick version, figures to report)
+RUNS = {
+    "flowers_feature_extraction": ("flowers_feature_extraction.yaml", [], ["accuracy", "top5_accuracy"]),
+    "flowers_fine_tune": ("flowers_fine_tune.yaml", [], ["accuracy", "top5_accuracy"]),
+    "pennfudan_detection": ("pennfudan_detection.yaml", ["train.head_epochs=4", "train.epochs=10"],
+                            ["map_50", "map_50_95"]),
+    "pennfudan_segmentation": ("pennfudan_segmentation.yaml", ["train.head_epochs=3", "train.epochs=7"],
+                               ["per_class_iou.person", "miou"]),
+}
+
+
+def figure(metrics: dict, key: str):
+    value = metrics
+    for part in key.split("."):
+        value = value[part]
+    return round(float(value), 4)
+
+
+def run_recipe(recipe: str, overrides: list[str], output: Path) -> dict:
+    """Runs `kerascv-tl train` in a child process; wall seconds, the child's peak RSS and its metrics."""
+    command = [sys.executable, "-m", "kerascv_tl.cli", "train", str(ROOT / "recipes" / recipe), "--output", str(output)]
+    for override in overrides:
+        command += ["--set", override]
+    feature_cache = output.parent / f"{output.name}_feature_cache"  # cold cache: part of the cost
+    command += ["--set", f"train.feature_cache_dir={feature_cache}"]
+    env = dict(os.environ, KERASCV_TL_ASSETS=str(assets()), TF_CPP_MIN_LOG_LEVEL="2")
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_tail = child.stdout.read()[-3000:]
+    _, status, usage = os.wait4(child.pid, 0)  # reaps the child itself: its own rusage, peak RSS included
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    child.returncode = code
+    if code != 0:
+        raise RuntimeError(f"{recipe} failed (exit {code}):\n{log_tail}")
+    return {"wall_s": round(wall, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),  # ru_maxrss: KiB on Linux
+            "metrics": json.loads((output / "metrics.json").read_text())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true", help="detection and segmentation with the published epochs")
+    parser.add_argument("--only", default=",".join(RUNS))
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        for name in args.only.split(","):
+            recipe, quick, keys = RUNS[name]
+            overrides = [] if args.full else quick
+            run = run_recipe(recipe, overrides, Path(work) / name)
+            results[name] = {"command": " ".join(["kerascv-tl train", f"recipes/{recipe}"]
+                                                 + [f"--set {o}" for o in overrides]),
+                             **{key: figure(run["metrics"], key) for key in keys},
+                             "wall_s": run["wall_s"], "peak_rss_gb": run["peak_rss_gb"]}
+            shown = ", ".join(f"{key} {results[name][key]:.3f}" for key in keys)
+            print(f"{name:28s} {shown}   {run['wall_s'] / 60:5.1f} min   peak RSS {run['peak_rss_gb']:.2f} GB")
+    write_result("real_data", {"runs": results})
+
+
+if __name__ == "__main__":
+    main()
