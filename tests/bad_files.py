@@ -116,3 +116,10 @@ def non_utf8_name(folder: Path, stem: bytes = b"caf\xe9", suffix: str = ".png") 
     """A valid PNG whose name holds a Latin-1 byte that is not UTF-8 (Python keeps it as a surrogate)."""
     name = os.fsdecode(stem + suffix.encode())
     return png(folder / name)
+
+
+def valid_oddities(folder: Path) -> list[Path]:
+    """The unusual but valid images every reader must accept: CMYK, 16-bit, grey, RGBA, palette, GIF, EXIF."""
+    return [cmyk_jpeg(folder / "cmyk.jpg"), rgb16_png(folder / "deep.png", (65535, 0, 0)),
+            png(folder / "grey.png", mode="L"), png(folder / "rgba.png", mode="RGBA"), palette_png(folder / "palette.png"),
+            animated_gif(folder / "anim.gif"), exif_rotated_jpeg(folder / "phone.jpg", noise(16, 40))]
