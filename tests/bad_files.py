@@ -123,3 +123,13 @@ def valid_oddities(folder: Path) -> list[Path]:
     return [cmyk_jpeg(folder / "cmyk.jpg"), rgb16_png(folder / "deep.png", (65535, 0, 0)),
             png(folder / "grey.png", mode="L"), png(folder / "rgba.png", mode="RGBA"), palette_png(folder / "palette.png"),
             animated_gif(folder / "anim.gif"), exif_rotated_jpeg(folder / "phone.jpg", noise(16, 40))]
+
+
+def broken_images(folder: Path, empty_name: str = "empty.png") -> None:
+    """One of each file a data check must refuse: empty, truncated JPEG and PNG, text, a bomb, a non-UTF-8 name."""
+    zero_byte(folder / empty_name)
+    truncated(folder / "cut.jpg", "JPEG")
+    truncated(folder / "cut.png", "PNG")
+    text_as_image(folder / "page.jpg")
+    bomb_png(folder / "bomb.png")
+    non_utf8_name(folder)

@@ -48,12 +48,7 @@ def scraped(tmp_path_factory) -> Path:
         bad_files.png(b / f"b{i}.png", bad_files.noise(seed=i))
     bad_files.jpeg(a / "good.jpg")
     bad_files.valid_oddities(a)
-    bad_files.zero_byte(a / "empty.jpg")
-    bad_files.truncated(a / "cut.jpg", "JPEG")
-    bad_files.truncated(a / "cut.png", "PNG")
-    bad_files.text_as_image(a / "page.jpg")
-    bad_files.bomb_png(a / "bomb.png")
-    bad_files.non_utf8_name(a)
+    bad_files.broken_images(a, empty_name="empty.jpg")
     val = root / "val.csv"
     val.write_text("path,label\n"
                    "train/b/b0.png,b\n"

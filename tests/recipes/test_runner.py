@@ -73,12 +73,7 @@ def dirty_shapes(shapes_classification, tmp_path_factory):
     shutil.copytree(shapes_classification / "train", root / "train")
     shutil.copytree(shapes_classification / "val", root / "val")
     circle = root / "train" / "circle"
-    bad_files.zero_byte(circle / "empty.png")
-    bad_files.truncated(circle / "cut.jpg", "JPEG")
-    bad_files.truncated(circle / "cut.png", "PNG")
-    bad_files.text_as_image(circle / "page.jpg")
-    bad_files.bomb_png(circle / "bomb.png")
-    bad_files.non_utf8_name(circle)
+    bad_files.broken_images(circle)
     bad_files.valid_oddities(circle)
     bad_files.truncated(circle / "sneaky.png", "PNG")
     (root / "train" / "hexagon").mkdir()
