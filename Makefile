@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-precision clean
+.PHONY: install demo lint test bench bench-precision clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/kerascv-tl demo
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check kerascv_tl tests benchmarks
+	$(VENV)/bin/ruff format --check kerascv_tl tests benchmarks
+
+test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
 # Every figure the README quotes: JSON in benchmarks/results/, then the Markdown table RESULTS.md (< 45 min, 2 cores).

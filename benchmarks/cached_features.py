@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
-from kerascv_tl.data.classification import folder_source  # noqa: E402
 from kerascv_tl.data.pipeline import eval_dataset, eval_images  # noqa: E402
-from kerascv_tl.recipes.feature_cache import cached_embeddings  # noqa: E402
-from kerascv_tl.recipes.runner import compile_classifier  # noqa: E402
+from kerascv_tl.data.readers import folder_source  # noqa: E402
+from kerascv_tl.training.feature_cache import cached_embeddings  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 from kerascv_tl.tasks import classifier, feature_extractor, freeze_backbone, head_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

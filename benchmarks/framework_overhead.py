@@ -21,9 +21,11 @@ from common import assets, median, mobilenet_v2_weights, write_result
 import keras  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
-from kerascv_tl.data.classification import folder_source  # noqa: E402
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs  # noqa: E402
-from kerascv_tl.recipes.runner import RunFolder, compile_classifier, fit_phase  # noqa: E402
+from kerascv_tl.data.readers import folder_source  # noqa: E402
+from kerascv_tl.run_folder import RunFolder  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
+from kerascv_tl.training.fit import fit_phase  # noqa: E402
 from kerascv_tl.tasks import classifier, unfreeze_backbone  # noqa: E402
 
 

@@ -19,9 +19,9 @@ import keras  # noqa: E402  (after common: it sets TF's log level)
 import tensorflow as tf  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
-from kerascv_tl.data.classification import folder_source  # noqa: E402
 from kerascv_tl.data.pipeline import training_epochs  # noqa: E402
-from kerascv_tl.recipes.runner import compile_classifier  # noqa: E402
+from kerascv_tl.data.readers import folder_source  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 from kerascv_tl.tasks import classifier, unfreeze_backbone  # noqa: E402
 
 

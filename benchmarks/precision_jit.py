@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
 from kerascv_tl.precision import has_accelerator, precision_scope  # noqa: E402
-from kerascv_tl.recipes.runner import compile_classifier  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 from kerascv_tl.tasks import classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

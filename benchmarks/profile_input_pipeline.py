@@ -20,9 +20,9 @@ from common import assets, median, write_result
 import tensorflow as tf  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
-from kerascv_tl.data.classification import folder_source  # noqa: E402
 from kerascv_tl.data.decode import decode_image, exif_orientation  # noqa: E402
 from kerascv_tl.data.pipeline import training_epochs  # noqa: E402
+from kerascv_tl.data.readers import folder_source  # noqa: E402
 from kerascv_tl.data.transforms import random_flip, random_resized_crop, shrink_for_training  # noqa: E402
 
 SIZE = 224

@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 
 from kerascv_tl.data.decode import decode_image  # noqa: E402
 from kerascv_tl.data.transforms import eval_transform  # noqa: E402
-from kerascv_tl.export.savedmodel import export_classifier, export_detector, export_segmenter, load_serving  # noqa: E402
+from kerascv_tl.export import export_classifier, export_detector, export_segmenter, load_serving  # noqa: E402
 
 BATCH = 32
 
@@ -62,7 +62,7 @@ def build(task: str, work: Path):
         prepare = lambda im: eval_transform(im, size, 1.0)  # noqa: E731
     elif task == "detection":
         import kerascv_tl
-        from kerascv_tl.data.detection import resize_with_pad
+        from kerascv_tl.data.transforms import resize_with_pad
 
         size, jpegs = 256, pennfudan_jpegs()
         model = kerascv_tl.detector("mobilenet_v2", 1, weights=weights, image_size=size)
@@ -71,7 +71,7 @@ def build(task: str, work: Path):
         prepare = lambda im: resize_with_pad(im, size)[0]  # noqa: E731
     else:
         import kerascv_tl
-        from kerascv_tl.data.segmentation import resize_image
+        from kerascv_tl.data.transforms import resize_image
 
         size, jpegs = 256, pennfudan_jpegs()
         model = kerascv_tl.segmenter("mobilenet_v2", 2, weights=weights, image_size=size)

@@ -19,7 +19,6 @@ from typing import Any, Union
 import yaml
 
 RECIPES = ("feature_extraction", "fine_tune")
-TASKS = ("classification", "detection", "segmentation")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -30,6 +29,14 @@ class ConfigError(ValueError):
 
 def _choices(*values: str) -> dict:
     return {"choices": values}
+
+
+def task_names() -> tuple[str, ...]:
+    """The registered tasks (`kerascv_tl.tasks.registry`), read when a config is checked: importing the
+    registry imports the task package (TensorFlow), which reading this module must not."""
+    from kerascv_tl.tasks.registry import task_names as registered
+
+    return registered()
 
 
 @dataclass
@@ -107,7 +114,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     early_stopping_patience: int = 5  # 0 disables early stopping
-    monitor: str = "val_accuracy"
+    # a metric Keras logs, e.g. val_loss; auto = the task's default (classification val_accuracy, detection
+    # val_loss, segmentation val_mean_iou)
+    monitor: str = "auto"
     cache_features: bool = False  # feature_extraction: run the frozen backbone once, train on embeddings
     feature_cache_dir: str | None = None  # default: <output_dir>/.feature_cache
     head_epochs: int = 3  # fine_tune phase 1
@@ -135,7 +144,7 @@ class ExportConfig:
 @dataclass
 class RecipeConfig:
     recipe: str = field(default="fine_tune", metadata=_choices(*RECIPES))
-    task: str = field(default="classification", metadata=_choices(*TASKS))
+    task: str = field(default="classification", metadata={"choices": task_names})
     seed: int = 42
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism()
     strategy: str = field(default="auto", metadata=_choices(*STRATEGIES))
@@ -201,8 +210,18 @@ def apply_override(raw: dict, override: str) -> None:
 
 
 def config_from_dict(raw: dict, source: str = "config") -> RecipeConfig:
+    """A checked config: every key known and typed, every value in range, and every key the task does not
+    use left at its default (`Task.check_config`); `train.monitor: auto` becomes the task's default monitor."""
     config = _build(RecipeConfig, raw, prefix="", source=source)
     _validate(config, source)
+    from kerascv_tl.tasks.registry import get_task  # imports the task's module (TensorFlow) only now
+
+    task = get_task(config.task)
+    problems = task.check_config(config)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    if config.train.monitor == "auto":
+        config.train.monitor = task.default_monitor
     return config
 
 
@@ -264,6 +283,8 @@ def _coerce(hint: Any, value: Any, key: str, source: str, metadata: typing.Mappi
         return float(value)
     if hint is str:
         choices = metadata.get("choices")
+        if callable(choices):
+            choices = choices()
         if not isinstance(value, str):
             allowed = f"one of {', '.join(choices)}" if choices else "a string"
             raise ConfigError(f"{source}: {key} must be {allowed}, got {value!r}")

@@ -6,6 +6,8 @@ when there is more than one GPU, else the default (single-device) strategy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hashlib
 import json
 import logging
@@ -15,6 +17,9 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+
+if TYPE_CHECKING:
+    from kerascv_tl.config import RecipeConfig
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ def _create_strategy(name: str) -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {name!r}")
 
 
-def scale_for_replicas(config, num_replicas: int):
+def scale_for_replicas(config: RecipeConfig, num_replicas: int):
     """The config the recipe trains with on `num_replicas` replicas (a copy; the given one is unchanged).
 
     `train.scale_to_replicas`:

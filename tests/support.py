@@ -39,13 +39,13 @@ def folder_holds_only(folder, *names):
 
 
 def capture_saved_figures(monkeypatch, module) -> list:
-    """Patches `module._save` to record every matplotlib Figure it writes, so tests can inspect them."""
+    """Patches `module.save_figure` to record every matplotlib Figure it writes, so tests can inspect them."""
     captured = []
-    original = module._save
+    original = module.save_figure
 
     def save(figure, path):
         captured.append(figure)
         return original(figure, path)
 
-    monkeypatch.setattr(module, "_save", save)
+    monkeypatch.setattr(module, "save_figure", save)
     return captured

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -63,9 +64,17 @@ def test_yaml_load_reaches_typed_fields(tmp_path):
     assert config.backbone.preprocessing is None
 
 
+def _loaded_defaults() -> RecipeConfig:
+    """RecipeConfig() as loading resolves it: `train.monitor: auto` becomes the task's default monitor."""
+    expected = RecipeConfig()
+    assert expected.train.monitor == "auto"
+    expected.train.monitor = "val_accuracy"
+    return expected
+
+
 def test_defaults_without_a_file():
     config = load_config(None)
-    assert config.to_dict() == RecipeConfig().to_dict()
+    assert config.to_dict() == _loaded_defaults().to_dict()
 
 
 def test_set_overrides_reach_typed_fields(tmp_path):
@@ -263,7 +272,7 @@ def test_non_mapping_file(tmp_path, text, kind):
 
 
 def test_empty_file_is_defaults(tmp_path):
-    assert load_config(_write(tmp_path, "# nothing\n")).to_dict() == RecipeConfig().to_dict()
+    assert load_config(_write(tmp_path, "# nothing\n")).to_dict() == _loaded_defaults().to_dict()
 
 
 def test_missing_file(tmp_path):
@@ -295,7 +304,7 @@ def test_to_yaml_round_trip(tmp_path):
     assert again.to_dict() == config.to_dict()
     assert again == config
     # Defaults round-trip too (None sections, "all").
-    assert load_config(_write(tmp_path, RecipeConfig().to_yaml(), "defaults.yaml")) == RecipeConfig()
+    assert load_config(_write(tmp_path, RecipeConfig().to_yaml(), "defaults.yaml")) == _loaded_defaults()
 
 
 def test_apply_override_and_config_from_dict_directly():
@@ -333,3 +342,29 @@ def test_precision_and_jit_compile_errors_name_the_key_and_allowed_values(overri
     with pytest.raises(ConfigError) as info:
         load_config(None, [override])
     assert f"{key} must be" in str(info.value) and allowed in str(info.value)
+
+
+@pytest.mark.parametrize("task, monitor", [("classification", "val_accuracy"), ("detection", "val_loss"),
+                                           ("segmentation", "val_mean_iou")])
+def test_monitor_auto_is_the_tasks_default_and_an_explicit_one_is_kept(task, monitor):
+    assert load_config(None, [f"task={task}"]).train.monitor == monitor
+    assert load_config(None, [f"task={task}", "train.monitor=val_loss"]).train.monitor == "val_loss"
+
+
+@pytest.mark.parametrize("task, key, value, why", [
+    ("detection", "data.crop_fraction", "0.9", "letterboxes"),
+    ("detection", "data.augment.mixup_alpha", "0.2", "not box-aware"),
+    ("detection", "train.label_smoothing", "0.1", "focal loss"),
+    ("segmentation", "head.dropout", "0.5", "no dropout"),
+    ("segmentation", "export.top_k", "3", "classification"),
+    ("classification", "data.max_boxes", "10", "detection"),
+    ("classification", "head.architecture", "segformer", "segmentation"),
+])
+def test_a_key_the_task_does_not_use_is_refused_naming_key_and_task(task, key, value, why):
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)} is not used by {task} \(.*{why}"):
+        load_config(None, [f"task={task}", f"{key}={value}"])
+
+
+def test_keys_left_at_their_defaults_are_fine_for_every_task():
+    for task in ("classification", "detection", "segmentation"):
+        assert load_config(None, [f"task={task}"]).task == task

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field
 
 import keras
@@ -11,9 +13,13 @@ from kerascv_tl.backbones.registry import REGISTRY, BackboneSpec, get_backbone_s
 from kerascv_tl.backbones.structure import backbone_blocks, pyramid_layer_names
 from kerascv_tl.backbones.weights import WeightsError, is_preset_handle, load_preset, resolve_weights
 
+if TYPE_CHECKING:
+    from kerascv_tl.config import RecipeConfig
+
 __all__ = [
     "Backbone", "BackboneSpec", "ImagePreprocessing", "Preprocessing", "REGISTRY", "WeightsError",
-    "backbone_blocks", "build_backbone", "get_backbone_spec", "list_backbones", "pyramid_layer_names",
+    "backbone_blocks", "backbone_from_config", "build_backbone", "get_backbone_spec", "list_backbones",
+    "pyramid_layer_names",
 ]
 
 
@@ -40,6 +46,17 @@ class Backbone:
     @property
     def pyramid_layers(self) -> dict[int, str]:
         return self.pyramid_layers_at(self.pyramid_strides)
+
+    def info(self) -> dict:
+        """What a run records about its backbone (RUN/backbone.json, the model card, the feature-cache key)."""
+        return {
+            "name": self.name,
+            "image_size": self.image_size,
+            "pooling": self.pooling,
+            "preprocessing": self.preprocessing.to_dict(),
+            "weights_source": self.weights_source,
+            "precision": self.model.dtype_policy.name,  # the policy it was built with (part of the feature cache key)
+        }
 
     def pyramid_layers_at(self, strides) -> dict[int, str]:
         """Stride -> layer name: the net's own `pyramid_outputs` (KerasHub conv backbones) when they cover
@@ -79,6 +96,16 @@ def build_backbone(
         preprocessing = Preprocessing.from_dict(preprocessing, source="config backbone.preprocessing")
     chosen = preprocessing or resolved.preprocessing or default_pre
     return Backbone(resolved.model, name, size, chosen, pooling, resolved.source, strides)
+
+
+def backbone_from_config(config: RecipeConfig) -> Backbone:
+    """The config's `backbone:` section (name, weights, optional preprocessing override) at `data.image_size`."""
+    bb = config.backbone
+    preprocessing = None
+    if bb.preprocessing is not None:
+        preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
+                         "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
+    return build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
 
 
 def _native_pyramid(model: keras.Model) -> dict[int, str]:

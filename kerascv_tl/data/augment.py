@@ -8,10 +8,15 @@ resizing costs a tenth of flipping the float32 batch after it (benchmarks/input_
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import keras
 import tensorflow as tf
 
 from kerascv_tl.utils.seeds import seed_generators
+
+if TYPE_CHECKING:
+    from kerascv_tl.config import AugmentConfig
 
 
 def reseeder(layers):
@@ -33,7 +38,7 @@ def reseeder(layers):
     return reseed
 
 
-def batch_augmenter(augment_config, seed: int):
+def batch_augmenter(augment_config: AugmentConfig, seed: int):
     """Returns fn(images, one_hot_labels, batch_index) -> (images, labels), or None when nothing is enabled.
 
     Batch k's random draws depend only on `seed` and k (`reseeder`)."""

@@ -1,4 +1,4 @@
-"""Box geometry in NumPy for the detection readers (the tf.data side lives in `detection.py`).
+"""Box geometry in NumPy for the detection readers (the tf.data side lives in `detection_pipeline.py`).
 
 Boxes are float32 [N, 4] in Keras' "xyxy" format (`keras.utils.bounding_boxes` vocabulary): absolute
 pixel coordinates `(x_min, y_min, x_max, y_max)` with x_max and y_max exclusive, so a box covering
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BOX_FORMAT", "clip_boxes", "empty_boxes", "valid_box_mask", "xywh_to_xyxy", "center_xywh_to_xyxy"]
+__all__ = ["BOX_FORMAT", "clip_boxes", "empty_boxes", "valid_box_mask", "xywh_to_xyxy"]
 
 BOX_FORMAT = "xyxy"
 
@@ -22,14 +22,6 @@ def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
     """[x, y, w, h] (COCO) -> [x_min, y_min, x_max, y_max]."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
-
-
-def center_xywh_to_xyxy(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
-    """Normalised [cx, cy, w, h] (YOLO) -> pixel [x_min, y_min, x_max, y_max] in a width x height image."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    half = boxes[:, 2:] / 2.0
-    xyxy = np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
-    return (xyxy * np.array([width, height, width, height], np.float64)).astype(np.float32)
 
 
 def clip_boxes(boxes: np.ndarray, width: float, height: float) -> np.ndarray:

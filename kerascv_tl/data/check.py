@@ -14,6 +14,8 @@ one class, nothing left to train on) is a plain `DataError` either way.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dataclasses
 import logging
 import os
@@ -21,12 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from kerascv_tl.data.errors import DataCheckError, DataError
-from kerascv_tl.data.image_check import image_problem, mask_values
+from kerascv_tl.data.image_check import image_problem
 from kerascv_tl.data.paths import resolve_within
 from kerascv_tl.data.problems import ProblemLog
+from kerascv_tl.data.records import Source
+
+if TYPE_CHECKING:
+    from kerascv_tl.config import DataConfig, RecipeConfig
 
 __all__ = ["DataCheck", "apply_on_bad", "check_data", "within_data_root"]
 
@@ -39,8 +43,8 @@ _PATH_KEYS = ("train", "val", "image_root", "val_image_root")
 class DataCheck:
     """The sources with every bad file left out, the problems found, and how many files were opened."""
 
-    train: object
-    val: object
+    train: Source
+    val: Source
     problems: ProblemLog = field(default_factory=ProblemLog)
     files_checked: int = 0
 
@@ -57,28 +61,19 @@ class DataCheck:
                 "problems": list(self.problems)}
 
 
-def check_data(config) -> DataCheck:
+def check_data(config: RecipeConfig) -> DataCheck:
     """Reads `config.data` for `config.task` and checks every file; see the module docstring."""
+    from kerascv_tl.tasks.registry import get_task
+
     data = within_data_root(config.data)
     problems = ProblemLog()
-    if config.task == "classification":
-        from kerascv_tl.data.classification import load_classification_sources
-
-        train, val = load_classification_sources(data, config.seed, problems)
-    elif config.task == "detection":
-        from kerascv_tl.data.detection import detection_sources_from_config
-
-        train, val = detection_sources_from_config(data, config.seed, problems)
-    else:
-        from kerascv_tl.data.segmentation import segmentation_source_from_config
-
-        train, val = segmentation_source_from_config(data, config.seed, problems)
+    train, val = get_task(config.task).read_sources(data, config.seed, problems)
     checked = 0
     kept = []
     for source, name in ((train, "training"), (val, "validation")):
-        good, opened = _checked(source, config.task, data, problems)
+        good, opened = _checked(source, data, problems)
         checked += opened
-        if _size(good) == 0 and _on_disk(source):
+        if _size(good) == 0 and source.image_paths() is not None:
             raise DataError(f"{source.description}: no usable {name} images left; {len(problems)} problem(s) "
                             f"found (kerascv-tl check-data lists them)", path=source.description)
         kept.append(good)
@@ -100,7 +95,7 @@ def apply_on_bad(check: DataCheck, on_bad: str) -> None:
     log.warning("!! %s. data.on_bad is skip: training goes on without them (listed above) !!", check.summary())
 
 
-def within_data_root(data_config):
+def within_data_root(data_config: DataConfig):
     """A copy of the data config whose paths start at `data.root` and stay inside it (unchanged without a root)."""
     root = getattr(data_config, "root", None)
     if not root:
@@ -118,35 +113,18 @@ def within_data_root(data_config):
     return dataclasses.replace(data_config, **changes)
 
 
-def _on_disk(source) -> bool:
-    return getattr(source, "paths", None) is not None or (hasattr(source, "records") and
-                                                           getattr(source, "tfds", None) is None)
-
-
-def _size(source) -> int:
+def _size(source: Source | None) -> int:
     return len(source) if source is not None else 0
 
 
-def _checked(source, task: str, data_config, problems: ProblemLog) -> tuple[object, int]:
-    """(the source without its bad files, number of files opened)."""
-    if task == "classification":
-        if source.paths is None:  # TFDS: decoded by TFDS, nothing on disk to check
-            return source, 0
-        bad = _bad_images(source.paths, None, data_config.max_image_pixels, problems)
-        keep = np.asarray([i for i in range(len(source)) if i not in bad], np.int64)
-        return (source if not bad else source.subset(keep, source.description)), len(source.paths)
-    if task == "detection":
-        sizes = [(r.width, r.height) for r in source.records]
-        bad = _bad_images([r.path for r in source.records], sizes, data_config.max_image_pixels, problems,
-                          "the annotations say")
-        return _keep_records(source, bad), len(source.records)
-    if getattr(source, "tfds", None) is not None:
+def _checked(source: Source, data_config: DataConfig, problems: ProblemLog) -> tuple[Source, int]:
+    """(the source without its bad files, number of files opened). Nothing on disk (TFDS): nothing to check."""
+    paths = source.image_paths()
+    if paths is None:
         return source, 0
-    sizes = [(r.width, r.height) for r in source.records]
-    bad = _bad_images([r.image for r in source.records], sizes, data_config.max_image_pixels, problems,
-                      "its mask (and header) say")
-    _report_mask_values(source, int(getattr(data_config, "ignore_index", 255)), problems)
-    return _keep_records(source, bad), 2 * len(source.records)
+    bad = _bad_images(paths, source.expected_sizes(), data_config.max_image_pixels, problems, source.size_origin)
+    opened = len(paths) + source.check_contents(problems, data_config)
+    return source.without(bad), opened
 
 
 def _bad_images(paths, sizes, max_pixels: int, problems: ProblemLog, size_source: str = "") -> set[int]:
@@ -165,46 +143,9 @@ def _bad_images(paths, sizes, max_pixels: int, problems: ProblemLog, size_source
     return bad
 
 
-def _keep_records(source, bad: set[int]):
-    if not bad:
-        return source
-    kept = source.subset([i for i in range(len(source.records)) if i not in bad], source.description)
-    for name in ("dropped_boxes", "skipped"):  # what the reader counted, which a subset starts without
-        if hasattr(source, name):
-            setattr(kept, name, getattr(source, name))
-    return kept
-
-
-def _report_mask_values(source, ignore_value: int, problems: ProblemLog) -> None:
-    """Reports masks holding values that are neither a class nor the ignore value (training ignores them)."""
-    if source.lookup is None:
-        known = set(range(source.num_classes))
-    else:
-        known = {int(v) for v in np.flatnonzero(np.asarray(source.lookup) != 255)}
-    known.add(ignore_value)
-    for record in source.records:
-        try:
-            values = mask_values(record.mask)
-        except (OSError, SyntaxError, ValueError) as e:
-            problems.add(record.mask, f"cannot read the mask ({e})")
-            continue
-        unknown = sorted(int(v) for v in values if int(v) not in known)
-        if unknown:
-            shown = unknown[:10] + (["..."] if len(unknown) > 10 else [])
-            problems.add(record.mask, f"mask values {shown} are not among the {source.num_classes} classes' ids "
-                                      f"nor the ignore value {ignore_value}", "pixels ignored")
-
-
-def _without_validation_files(train, val, problems: ProblemLog):
+def _without_validation_files(train: Source, val: Source, problems: ProblemLog) -> Source:
     """Leaves out of training the files that are also validation files (they would leak into the metrics)."""
-    def paths(source) -> list[str] | None:
-        if getattr(source, "paths", None) is not None:
-            return source.paths
-        if getattr(source, "records", None):
-            return [getattr(r, "path", None) or r.image for r in source.records]
-        return None
-
-    train_paths, val_paths = paths(train), paths(val)
+    train_paths, val_paths = train.image_paths(), val.image_paths()
     if not train_paths or not val_paths:
         return train
     held_out = {os.path.normpath(os.path.abspath(p)) for p in val_paths}
@@ -214,7 +155,4 @@ def _without_validation_files(train, val, problems: ProblemLog):
     for i in shared:
         problems.add(train_paths[i], "is also a validation file; left out of training so that it cannot inflate "
                                      "the validation metrics", "file skipped")
-    keep = [i for i in range(len(train_paths)) if i not in set(shared)]
-    if hasattr(train, "records"):
-        return _keep_records(train, set(shared))
-    return train.subset(np.asarray(keep, np.int64), train.description)
+    return train.without(set(shared))

@@ -50,6 +50,7 @@ def exif_orientation(image_bytes: tf.Tensor) -> tf.Tensor:
     endian, "MM" big endian), the IFD0 offset and entry count, and finds tag 0x0112 among the 12-byte
     entries with vectorised gathers. Every read is bounds-checked: a short, truncated or nonsensical
     EXIF block yields 1 and never raises.
+    Long: one graph of dependent byte reads, each next to its bounds check; split, they would not read.
     """
     with tf.name_scope("exif_orientation"):
         image_bytes = tf.convert_to_tensor(image_bytes, dtype=tf.string)

@@ -8,15 +8,20 @@ Evaluation: `eval_transform` (resize + centre crop), the same function the expor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import tensorflow as tf
 
 from kerascv_tl.data.augment import batch_augmenter
-from kerascv_tl.data.classification import ImageSource
 from kerascv_tl.data.epochs import EpochData, epoch_seed
+from kerascv_tl.data.records import ImageSource
 from kerascv_tl.data.transforms import (eval_transform, random_flip, random_resized_crop, resize_whole,
                                         shrink_for_training)
+
+if TYPE_CHECKING:
+    from kerascv_tl.config import DataConfig
 
 
 def _one_hot(num_classes: int):
@@ -26,7 +31,7 @@ def _one_hot(num_classes: int):
     return fn
 
 
-def training_epochs(source: ImageSource, data_config, batch_size: int, seed: int) -> EpochData:
+def training_epochs(source: ImageSource, data_config: DataConfig, batch_size: int, seed: int) -> EpochData:
     """Each epoch's training batches, drawn from `epoch_seed(seed, epoch)` only (see `data.epochs`)."""
     size, crop_fraction = data_config.image_size, data_config.crop_fraction
     augment = data_config.augment
@@ -69,12 +74,12 @@ def training_epochs(source: ImageSource, data_config, batch_size: int, seed: int
     return EpochData(make, steps=math.ceil(len(source) / batch_size))
 
 
-def training_dataset(source: ImageSource, data_config, batch_size: int, seed: int, epoch: int = 0) -> tf.data.Dataset:
+def training_dataset(source: ImageSource, data_config: DataConfig, batch_size: int, seed: int, epoch: int = 0) -> tf.data.Dataset:
     """One epoch of training batches (`training_epochs(...).make(epoch)`)."""
     return training_epochs(source, data_config, batch_size, seed).make(epoch)
 
 
-def eval_images(source: ImageSource, data_config) -> tf.data.Dataset:
+def eval_images(source: ImageSource, data_config: DataConfig) -> tf.data.Dataset:
     """Unbatched (float32 [S, S, 3] image in [0, 255], int32 label), in source order."""
     size, crop_fraction = data_config.image_size, data_config.crop_fraction
     return source.decoded(shuffle=False).map(
@@ -82,7 +87,7 @@ def eval_images(source: ImageSource, data_config) -> tf.data.Dataset:
     )
 
 
-def eval_dataset(source: ImageSource, data_config, batch_size: int, cache: bool = False) -> tf.data.Dataset:
+def eval_dataset(source: ImageSource, data_config: DataConfig, batch_size: int, cache: bool = False) -> tf.data.Dataset:
     ds = eval_images(source, data_config)
     if cache:
         ds = ds.cache()

@@ -1,7 +1,9 @@
 """Geometric transforms shared by training, evaluation and the exported serving graph.
 
-`eval_transform` is THE resize used at validation time and inside the SavedModel, so a served image is
-resized exactly as it was when the reported accuracy was measured.
+Each task's serving resize lives here, next to the training code's, so a served image is resized exactly
+as it was when the reported metrics were measured: `eval_transform` (classification: shorter side, centre
+crop), `resize_with_pad` (detection: letterbox), `resize_image` and `class_map_at` (segmentation: the
+whole image stretched, the logits resized back). Graph ops only.
 """
 
 from __future__ import annotations
@@ -88,3 +90,38 @@ def random_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 def resize_whole(image: tf.Tensor, image_size: int) -> tf.Tensor:
     """Training without random crops: the whole image squeezed to S x S."""
     return resize_square(image, image_size)
+
+
+def resize_with_pad(image: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """[H, W, C] image -> (float32 [size, size, C] in [0, 255], float32 scalar scale).
+
+    scale = size / max(H, W); the image is resized (bilinear, antialiased) to round(H * scale) x
+    round(W * scale) and padded bottom/right with 0. A point (x, y) of the original maps to
+    (x * scale, y * scale) in the result, so model-pixel boxes map back by dividing by `scale`.
+    Graph ops only: usable in tf.data and in an exported SavedModel.
+    """
+    with tf.name_scope("resize_with_pad"):
+        image = tf.convert_to_tensor(image)
+        shape = tf.shape(image)
+        height, width = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+        scale = tf.cast(size, tf.float32) / tf.maximum(height, width)
+        new_size = tf.clip_by_value(tf.cast(tf.round(tf.stack([height, width]) * scale), tf.int32), 1, size)
+        resized = tf.image.resize(tf.cast(image, tf.float32), new_size, method="bilinear", antialias=True)
+        padded = tf.image.pad_to_bounding_box(tf.clip_by_value(resized, 0.0, 255.0), 0, 0, size, size)
+        channels = image.shape[-1] if image.shape.rank == 3 else None
+        return tf.ensure_shape(padded, [size, size, channels]), scale
+
+
+def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
+    """[H, W, 3] (any dtype, values in [0, 255]) -> float32 [size, size, 3], bilinear with antialiasing.
+
+    Graph ops only: shared by the evaluation pipeline and the exported SavedModel.
+    """
+    resized = tf.image.resize(tf.cast(image, tf.float32), [size, size], method="bilinear", antialias=True)
+    return tf.ensure_shape(tf.clip_by_value(resized, 0.0, 255.0), [size, size, 3])
+
+
+def class_map_at(logits: tf.Tensor, height, width) -> tf.Tensor:
+    """Logits [S, S, C] at model resolution -> int32 class map [height, width] (bilinear logits, argmax)."""
+    resized = tf.image.resize(tf.cast(logits, tf.float32), tf.stack([height, width]), method="bilinear")
+    return tf.argmax(resized, axis=-1, output_type=tf.int32)

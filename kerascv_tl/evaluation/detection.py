@@ -37,7 +37,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from kerascv_tl.evaluation.labels import check_class_names
-from kerascv_tl.evaluation.plots import _displayable, _message_png, _new_figure, _save
+from kerascv_tl.evaluation.plots import displayable_image, message_png, new_figure, save_figure
 
 GT_COLOR = "#27ae60"
 PRED_COLOR = "#e74c3c"
@@ -253,7 +253,7 @@ def _draw_detections(
     where: str,
 ) -> tuple[int, int]:
     """Draws the image with GT (green) and predicted (red, score >= threshold) boxes; returns the counts."""
-    array = _displayable(image)
+    array = displayable_image(image)
     height, width = array.shape[:2]
     num_classes = len(names)
     truth = _ground_truth(ground_truth, num_classes, f"{where} ground truth") if ground_truth is not None else None
@@ -318,16 +318,16 @@ def plot_detections(
     """
     names = check_class_names(class_names)
     threshold = _check_threshold(score_threshold)
-    array = _displayable(image)
+    array = displayable_image(image)
     height, width = array.shape[:2]
     fig_width = 8.0
     fig_height = min(max(fig_width * height / max(width, 1), 2.0), 16.0) + 0.4
-    figure = _new_figure(fig_width, fig_height)
+    figure = new_figure(fig_width, fig_height)
     axes = figure.add_subplot()
     num_truth, num_shown = _draw_detections(axes, array, ground_truth, prediction, names, threshold, 9.0, "image")
     axes.set_title(f"ground truth: {num_truth} (green)   predictions >= {threshold:.2f}: {num_shown} (red)",
                    fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_detection_grid(
@@ -351,16 +351,16 @@ def plot_detection_grid(
         if not isinstance(sample, (tuple, list)) or len(sample) != 3:
             raise ValueError(f"samples[{index}] must be an (image, ground_truth, prediction) triple")
     if not samples:
-        return _message_png(path, "nothing to show")
+        return message_png(path, "nothing to show")
 
     count = len(samples)
     columns = min(int(columns), count)
     rows = math.ceil(count / columns)
-    figure = _new_figure(3.2 * columns, 3.4 * rows)
+    figure = new_figure(3.2 * columns, 3.4 * rows)
     for index, (image, truth, pred) in enumerate(samples):
         axes = figure.add_subplot(rows, columns, index + 1)
         num_truth, num_shown = _draw_detections(axes, image, truth, pred, names, threshold, 6.0,
                                                 f"samples[{index}]")
         axes.set_title(f"#{index}: {num_truth} gt, {num_shown} pred", fontsize=8)
     figure.suptitle(f"green: ground truth   red: predictions (score >= {threshold:.2f})", fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)

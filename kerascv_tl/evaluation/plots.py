@@ -30,22 +30,22 @@ MISTAKE_COLOR = "#c0392b"
 # --------------------------------------------------------------------------------------------------- helpers
 
 
-def _new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)  # attaches itself as figure.canvas
     return figure
 
 
-def _save(figure: Figure, path: str | os.PathLike) -> Path:
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=DPI)
     return Path(path)
 
 
-def _message_png(path: str | os.PathLike, message: str) -> Path:
-    figure = _new_figure(6, 2, layout=None)
+def message_png(path: str | os.PathLike, message: str) -> Path:
+    figure = new_figure(6, 2, layout=None)
     figure.text(0.5, 0.5, message, ha="center", va="center", fontsize=16, color="#555555")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------------------ confusion matrix
@@ -66,7 +66,7 @@ def plot_confusion_matrix(
     if len(names) != counts.shape[0]:
         raise ValueError(f"matrix is {counts.shape[0]}x{counts.shape[0]} but class_names has {len(names)} names")
     if counts.shape[0] == 0:
-        return _message_png(path, "empty confusion matrix")
+        return message_png(path, "empty confusion matrix")
     counts = counts.astype(np.float64)
     num_classes = counts.shape[0]
 
@@ -80,7 +80,7 @@ def plot_confusion_matrix(
         vmax = max(float(values.max()), 1.0)
 
     side = min(max(5.0, 0.42 * num_classes + 3.0), 20.0)
-    figure = _new_figure(side + 1.2, side)
+    figure = new_figure(side + 1.2, side)
     axes = figure.add_subplot()
     image = axes.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
@@ -106,7 +106,7 @@ def plot_confusion_matrix(
                 text = f"{int(round(value))}"
             axes.text(p, t, text, ha="center", va="center", fontsize=cell_size,
                       color="white" if value > threshold else "black")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # -------------------------------------------------------------------------------------------- training curves
@@ -190,11 +190,11 @@ def plot_training_curves(histories: Sequence[tuple[str, str | Path]], path: str 
 
     metrics, with_val = _metrics_to_plot([h for _, h, _ in phases])
     if not phases or not metrics:
-        return _message_png(path, "no training history")
+        return message_png(path, "no training history")
 
     columns = min(len(metrics), 2)
     rows = math.ceil(len(metrics) / columns)
-    figure = _new_figure(6.0 * columns, 3.6 * rows)
+    figure = new_figure(6.0 * columns, 3.6 * rows)
     for index, metric in enumerate(metrics):
         axes = figure.add_subplot(rows, columns, index + 1)
         series = [("train", metric, "tab:blue")] + ([("val", f"val_{metric}", "tab:orange")] if with_val else [])
@@ -222,16 +222,16 @@ def plot_training_curves(histories: Sequence[tuple[str, str | Path]], path: str 
         if axes.lines:
             axes.legend(fontsize=8, loc="best")
     try:
-        return _save(figure, path)
+        return save_figure(figure, path)
     except RuntimeError as e:  # FreeType's "raster overflow" on some wild loss values: the run must not die
         log.warning("could not draw %s (%s); writing a note instead", path, e)
-        return _message_png(path, "training curves could not be drawn")
+        return message_png(path, "training curves could not be drawn")
 
 
 # ------------------------------------------------------------------------------------------------ image grids
 
 
-def _displayable(image: Any) -> np.ndarray:
+def displayable_image(image: Any) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
@@ -262,20 +262,20 @@ def _image_grid(
     if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
         raise ValueError(f"columns must be a positive integer, got {columns!r}")
     if not images:
-        return _message_png(path, empty_message)
+        return message_png(path, empty_message)
 
     count = len(images)
     columns = min(int(columns), count)
     rows = math.ceil(count / columns)
     lines = max(t.count("\n") + 1 for t in titles)
-    figure = _new_figure(2.4 * columns, (2.2 + 0.18 * lines) * rows)
+    figure = new_figure(2.4 * columns, (2.2 + 0.18 * lines) * rows)
     for index, (image, title) in enumerate(zip(images, titles)):
         axes = figure.add_subplot(rows, columns, index + 1)
-        array = _displayable(image)
+        array = displayable_image(image)
         axes.imshow(array, cmap="gray" if array.ndim == 2 else None, interpolation="nearest")
         axes.set_title(title, fontsize=8, color=title_colors[index] if title_colors is not None else "black")
         axes.axis("off")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_image_grid(

@@ -88,3 +88,15 @@ def write_classification_report(
     # metrics.json last: its presence marks a complete report.
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def write_report(out_dir: str | Path, metrics: dict, histories: Sequence[tuple[str, Path]] = (),
+                 extra: dict | None = None) -> dict:
+    """Training curves (when there are histories) and metrics.json, merged with `extra`, in `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if histories:
+        plot_training_curves(list(histories), out / "training_curves.png")
+    metrics.update(extra or {})
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics

@@ -27,9 +27,9 @@ import numpy as np
 from matplotlib.patches import Patch
 from PIL import Image
 
-from kerascv_tl.data.segmentation import IGNORE_INDEX
+from kerascv_tl.data.mask_records import IGNORE_INDEX
 from kerascv_tl.evaluation.labels import check_class_names
-from kerascv_tl.evaluation.plots import _message_png, _new_figure, _save
+from kerascv_tl.evaluation.plots import message_png, new_figure, save_figure
 from kerascv_tl.utils.io import atomic_write_bytes
 
 IGNORE_COLOR = (255, 255, 255)
@@ -320,13 +320,13 @@ def plot_segmentation_grid(
             maps.append(labels)
         rows.append((photo, maps[0], maps[1]))
     if not rows:
-        return _message_png(path, "nothing to show")
+        return message_png(path, "nothing to show")
 
     aspect = max(min(np.mean([photo.shape[0] / max(photo.shape[1], 1) for photo, _, _ in rows]), 3.0), 0.3)
     panel_width = 3.0
     legend, hidden = _legend_classes(pixel_counts)
     legend_rows = math.ceil((len(legend) + int(has_ignore)) / 5) if (legend or has_ignore) else 0
-    figure = _new_figure(3 * panel_width, len(rows) * (panel_width * aspect + 0.3) + 0.3 * legend_rows + 0.4)
+    figure = new_figure(3 * panel_width, len(rows) * (panel_width * aspect + 0.3) + 0.3 * legend_rows + 0.4)
     for row, (photo, truth, pred) in enumerate(rows):
         panels = [
             ("image", photo),
@@ -347,4 +347,4 @@ def plot_segmentation_grid(
         title = f"{names[0]} (class 0) uncoloured" + (f"; {hidden} more classes not listed" if hidden else "")
         figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=7,
                       title=title, title_fontsize=7, frameon=False)
-    return _save(figure, path)
+    return save_figure(figure, path)

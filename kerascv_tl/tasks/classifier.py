@@ -32,16 +32,21 @@ def classifier(
     image_size: int | None = None,
     preprocessing: dict | None = None,
     fallback_to_random: bool = False,
+    activation: str = "softmax",
 ) -> keras.Model:
     """Builds a classifier on a registry backbone (name or an already built `Backbone`).
+
+    `activation` is the output layer's: "softmax" (one label per image) or "sigmoid" (independent per-class
+    probabilities, for multi-label classification).
 
     >>> model = kerascv_tl.classifier("mobilenet_v2", num_classes=5, weights="none", image_size=96)
     >>> model.compile("adam", "categorical_crossentropy", metrics=["accuracy"]); model.fit(...)
 
     The backbone is trainable as built; call `freeze_backbone(model)` for feature extraction.
     """
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    if num_classes < (2 if activation == "softmax" else 1):
+        raise ValueError(f"a {activation} classifier needs at least {2 if activation == 'softmax' else 1} classes, "
+                         f"got {num_classes}")
     if not isinstance(backbone, Backbone):
         backbone = build_backbone(backbone, weights, image_size, preprocessing, fallback_to_random)
     size = backbone.image_size
@@ -57,7 +62,7 @@ def classifier(
     else:
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = keras.layers.Dense(num_classes, activation=activation, dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name=f"{backbone.short_name}_classifier")
 
 

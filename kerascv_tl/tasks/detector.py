@@ -50,7 +50,3 @@ def detector(
         )
     return follow_backbone_policy(model)
 
-
-def detector_encoder(model: keras.Model) -> keras.Model:
-    """The pretrained part of a detector: the tapped backbone inside the pyramid encoder."""
-    return model.backbone.image_encoder.get_layer("features")

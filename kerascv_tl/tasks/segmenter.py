@@ -13,7 +13,7 @@ import keras
 
 from kerascv_tl.backbones import Backbone, build_backbone
 from kerascv_tl.backbones.pyramid import pyramid_encoder
-from kerascv_tl.data.segmentation import IGNORE_INDEX
+from kerascv_tl.data.mask_records import IGNORE_INDEX
 from kerascv_tl.precision import float32_scope, follow_backbone_policy
 
 ARCHITECTURES = ("auto", "deeplabv3", "segformer")

@@ -13,9 +13,9 @@ from PIL import Image
 import bad_files
 from kerascv_tl.config import load_config
 from kerascv_tl.data.check import apply_on_bad, check_data
-from kerascv_tl.data.detection import detection_dataset
+from kerascv_tl.data.detection_pipeline import detection_dataset
 from kerascv_tl.data.errors import DataCheckError, DataError
-from kerascv_tl.data.segmentation import segmentation_dataset
+from kerascv_tl.data.segmentation_pipeline import segmentation_dataset
 
 
 def _config(*overrides: str):

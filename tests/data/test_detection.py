@@ -12,20 +12,15 @@ import tensorflow as tf
 from PIL import Image
 
 import bad_files
-from kerascv_tl.data import detection
+from kerascv_tl.data import detection_pipeline
 from kerascv_tl.data.decode import read_image_file
-from kerascv_tl.data.detection import (
-    DetectionRecord,
-    DetectionSource,
-    coco_source,
-    detection_dataset,
-    pennfudan_source,
-    resize_with_pad,
-    split_source,
-    voc_source,
-    yolo_source,
-)
+from kerascv_tl.data.detection_pipeline import detection_dataset
 from kerascv_tl.data.errors import DataError
+from kerascv_tl.data.files import split_records
+from kerascv_tl.data.readers import base as readers_base
+from kerascv_tl.data.readers import coco_source, pennfudan_source, voc_source, yolo_source
+from kerascv_tl.data.records import DetectionRecord, DetectionSource
+from kerascv_tl.data.transforms import resize_with_pad
 from kerascv_tl.data.synthetic import SHAPE_CLASSES, is_empty_scene, scene_sample, write_detection_dataset
 
 SCENE_SIZE = (56, 72)  # height, width: non-square, so letterboxing pads
@@ -97,7 +92,7 @@ def _coco_fixture(tmp_path: Path) -> dict:
 
 def test_coco_remaps_ids_skips_crowd_clips_and_counts_dropped(tmp_path, caplog):
     path = _write_coco(tmp_path, _coco_fixture(tmp_path))
-    with caplog.at_level(logging.WARNING, logger=detection.__name__):
+    with caplog.at_level(logging.WARNING, logger=readers_base.__name__):
         source = coco_source(path)  # image_root defaults to the JSON's folder
     assert source.class_names == ["three", "seven"]  # ascending category id
     a, b = source.records
@@ -164,7 +159,7 @@ def _voc_fixture(root: Path) -> Path:
 
 def test_voc_source(tmp_path, caplog):
     root = _voc_fixture(tmp_path / "voc")
-    with caplog.at_level(logging.WARNING, logger=detection.__name__):
+    with caplog.at_level(logging.WARNING, logger=readers_base.__name__):
         source = voc_source(root)
     assert source.class_names == ["bird", "cat", "dog"]
     first, second = source.records
@@ -216,7 +211,7 @@ def _yolo_fixture(root: Path) -> Path:
 
 def test_yolo_source_with_list_and_yaml_names(tmp_path, caplog):
     images = _yolo_fixture(tmp_path / "ds")
-    with caplog.at_level(logging.WARNING, logger=detection.__name__):
+    with caplog.at_level(logging.WARNING, logger="kerascv_tl.data.readers"):
         source = yolo_source(images, ["x", "y", "z"])
     a, b = source.records
     assert (a.width, a.height) == (40, 30) and (b.width, b.height) == (50, 20)
@@ -288,11 +283,11 @@ def test_pennfudan_real_annotations_and_masks_agree(assets):
     differences = np.concatenate([np.abs(a.boxes - m.boxes).max(axis=1)
                                   for a, m in zip(annotated.records, masked.records)])
     assert np.mean(differences <= 2) > 0.95
-    train, val = split_source(annotated, 34, seed=0)
+    train, val = split_records(annotated, 34, seed=0)
     assert (len(train), len(val)) == (136, 34)
     assert not {r.path for r in train.records} & {r.path for r in val.records}
-    again, _ = split_source(annotated, 34, seed=0)
-    other, _ = split_source(annotated, 34, seed=1)
+    again, _ = split_records(annotated, 34, seed=0)
+    other, _ = split_records(annotated, 34, seed=1)
     assert [r.path for r in again.records] == [r.path for r in train.records] != [r.path for r in other.records]
 
 
@@ -426,7 +421,7 @@ def test_training_pipeline_boxes_follow_the_pixels_and_repeat_with_the_seed(tmp_
 
 
 def test_training_flip_mirrors_boxes_with_the_image(tmp_path, monkeypatch):
-    monkeypatch.setattr(detection, "SCALE_JITTER", (1.0, 1.0))
+    monkeypatch.setattr(detection_pipeline, "SCALE_JITTER", (1.0, 1.0))
     source = _channel_mask_source(tmp_path)
     size = 48
     plain = _batches(detection_dataset(source, size, batch_size=12, training=False, max_boxes=4))[0]
@@ -452,7 +447,7 @@ def test_pipeline_truncates_to_max_boxes_and_checks_sizes(tmp_path, caplog, capf
     image = _save(tmp_path / "x.png", _noise(16, 16))
     boxes = np.array([[0, 0, 4, 4], [4, 4, 8, 8], [8, 8, 12, 12]], np.float32)
     source = DetectionSource([DetectionRecord(str(image), boxes, [0, 1, 0], 16, 16)], ["a", "b"], "tiny")
-    with caplog.at_level(logging.WARNING, logger=detection.__name__):
+    with caplog.at_level(logging.WARNING, logger=detection_pipeline.__name__):
         ((_, targets),) = _batches(detection_dataset(source, 32, batch_size=2, training=False, max_boxes=2))
     np.testing.assert_allclose(targets["boxes"][0], boxes[:2] * 2)
     assert "more than max_boxes=2" in caplog.text

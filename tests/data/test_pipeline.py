@@ -4,7 +4,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kerascv_tl.config import load_config
-from kerascv_tl.data.classification import folder_source
+from kerascv_tl.data.readers import folder_source
 from kerascv_tl.data.pipeline import eval_dataset, training_dataset, training_epochs
 from kerascv_tl.data.transforms import eval_transform, random_resized_crop, resize_shorter_side
 

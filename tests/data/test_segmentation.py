@@ -14,22 +14,19 @@ from PIL import Image
 
 import bad_files
 from kerascv_tl.data.decode import read_image_file
-from kerascv_tl.data.detection import pennfudan_source, split_source
 from kerascv_tl.data.errors import DataError
-from kerascv_tl.data.segmentation import (
-    IGNORE_INDEX,
-    MaskRecord,
-    SegmentationSource,
+from kerascv_tl.data.files import split_records
+from kerascv_tl.data.mask_records import IGNORE_INDEX, MaskRecord, SegmentationSource
+from kerascv_tl.data.readers import (
     mask_folder_source,
     pennfudan_segmentation_source,
+    pennfudan_source,
     read_class_names,
     read_mask,
-    resize_image,
-    segmentation_dataset,
-    segmentation_examples,
-    segmentation_source_from_config,
-    split_segmentation_source,
+    read_segmentation_sources,
 )
+from kerascv_tl.data.segmentation_pipeline import segmentation_dataset, segmentation_examples
+from kerascv_tl.data.transforms import resize_image
 from kerascv_tl.data.synthetic import SHAPE_CLASSES, scene_sample, write_segmentation_dataset
 
 SEED = 0
@@ -300,7 +297,7 @@ def test_unpaired_and_wrong_size_files_are_skipped_and_named(tmp_path, caplog):
     _save(root / "images" / "big.png", _noise(10, 12))
     _save(root / "masks" / "big.png", np.zeros((11, 12), np.uint8))
     (root / "classes.yaml").write_text("- background\n- thing\n")
-    with caplog.at_level(logging.WARNING, logger="kerascv_tl.data.segmentation"):
+    with caplog.at_level(logging.WARNING, logger="kerascv_tl.data.readers.masks"):
         source = mask_folder_source(root)
     assert [(Path(r.image).relative_to(root).as_posix(), Path(r.mask).relative_to(root).as_posix())
             for r in source.records] == [("images/sub/good.jpg", "masks/sub/good.png")]
@@ -356,10 +353,10 @@ def _data_config(**values) -> SimpleNamespace:
 
 
 def test_source_from_config_with_val_folder_and_split(shapes, tmp_path):
-    train, val = segmentation_source_from_config(
+    train, val = read_segmentation_sources(
         _data_config(train=str(shapes / "train"), val=str(shapes / "val"), format="masks"), seed=0)
     assert (len(train), len(val)) == (NUM_TRAIN, NUM_VAL) and val.class_names == SHAPE_NAMES
-    train, val = segmentation_source_from_config(_data_config(train=str(shapes / "train"), val_fraction=0.34), seed=5)
+    train, val = read_segmentation_sources(_data_config(train=str(shapes / "train"), val_fraction=0.34), seed=5)
     assert (len(train), len(val)) == (4, 2)
     assert not {r.image for r in train.records} & {r.image for r in val.records}
     other = tmp_path / "other"
@@ -367,7 +364,7 @@ def test_source_from_config_with_val_folder_and_split(shapes, tmp_path):
     _save(other / "masks" / "a.png", np.zeros((4, 4), np.uint8))
     (other / "classes.yaml").write_text("- background\n- car\n")
     with pytest.raises(DataError, match="other.*differ from the training classes"):
-        segmentation_source_from_config(_data_config(train=str(shapes / "train"), val=str(other)), seed=0)
+        read_segmentation_sources(_data_config(train=str(shapes / "train"), val=str(other)), seed=0)
 
 
 def test_source_from_config_reads_ignore_index_and_rejects_other_formats(tmp_path):
@@ -375,10 +372,10 @@ def test_source_from_config_reads_ignore_index_and_rejects_other_formats(tmp_pat
     _save(root / "images" / "a.png", _noise(2, 2))
     _save(root / "masks" / "a.png", np.array([[0, 1], [2, 9]], np.uint8))
     config = _data_config(train=str(root), val=str(root), classes="void,a,b", ignore_index=0)
-    train, _ = segmentation_source_from_config(config, seed=0)
+    train, _ = read_segmentation_sources(config, seed=0)
     assert train.class_names == ["a", "b"]
     with pytest.raises(DataError, match="data.format"):
-        segmentation_source_from_config(_data_config(train=str(root), format="coco"), seed=0)
+        read_segmentation_sources(_data_config(train=str(root), format="coco"), seed=0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -396,8 +393,8 @@ def test_pennfudan_semantic_masks_and_split_match_detection(assets):
         assert set(np.unique(mask).tolist()) == {0, 1}
         assert instances.max() >= 1  # an instance mask, with pedestrians 1..k
         np.testing.assert_array_equal(mask, (instances > 0).astype(np.uint8))
-    _, seg_val = split_segmentation_source(source, 34, 42)
-    _, det_val = split_source(pennfudan_source(root), 34, 42)
+    _, seg_val = split_records(source, 34, 42)
+    _, det_val = split_records(pennfudan_source(root), 34, 42)
     assert len(seg_val) == 34
     assert [r.image for r in seg_val.records] == [r.path for r in det_val.records]
 

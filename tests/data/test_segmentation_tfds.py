@@ -3,7 +3,9 @@ import pytest
 
 from kerascv_tl.config import load_config
 from kerascv_tl.data.errors import DataError
-from kerascv_tl.data.segmentation import IGNORE_INDEX, segmentation_dataset, segmentation_examples, segmentation_source_from_config
+from kerascv_tl.data.mask_records import IGNORE_INDEX
+from kerascv_tl.data.readers import read_segmentation_sources
+from kerascv_tl.data.segmentation_pipeline import segmentation_dataset, segmentation_examples
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def test_tfds_masks_feed_the_pipeline_and_the_evaluation(pets_config, monkeypatc
     monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
     as_dataset, raw_masks = _pets([(40, 50), (36, 64), (48, 48), (30, 40), (52, 44)])
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        train, val = segmentation_source_from_config(pets_config.data, seed=0)
+        train, val = read_segmentation_sources(pets_config.data, seed=0)
         assert train.class_names == ["pet", "background"]  # the border (ignore_index 3) is not a class
         assert train.description == "tfds:oxford_iiit_pet[train]" and val.description == "tfds:oxford_iiit_pet[test]"
         images, masks = next(iter(segmentation_dataset(train, 32, batch_size=4, training=True, seed=0)))
@@ -70,7 +72,7 @@ def test_tfds_example_whose_mask_size_differs_is_named(pets_config, monkeypatch)
                                              "segmentation_mask": tf.ones([8, 6, 1], tf.uint8)})
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
-        train, _ = segmentation_source_from_config(pets_config.data, seed=0)
+        train, _ = read_segmentation_sources(pets_config.data, seed=0)
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"tfds:oxford_iiit_pet\[train\] example"):
             next(iter(segmentation_dataset(train, 32, batch_size=1, training=False)))
 
@@ -79,8 +81,8 @@ def test_tfds_masks_need_class_names_and_fail_fast_offline(pets_config, monkeypa
     import tensorflow_datasets as tfds
 
     with pytest.raises(DataError, match=r"tfds:oxford_iiit_pet is not prepared in .* no network"):
-        segmentation_source_from_config(pets_config.data, seed=0)
+        read_segmentation_sources(pets_config.data, seed=0)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
     pets_config.data.classes = None
     with pytest.raises(DataError, match="TFDS masks carry no class names; set data.classes"):
-        segmentation_source_from_config(pets_config.data, seed=0)
+        read_segmentation_sources(pets_config.data, seed=0)

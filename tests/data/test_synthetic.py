@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from kerascv_tl.data import synthetic
+from kerascv_tl.data.synthetic import writers
 from kerascv_tl.data.synthetic import (
     MANIFEST_NAME,
     SHAPE_CLASSES,
@@ -232,7 +232,7 @@ def test_idempotent_and_rewrites_on_new_arguments(tmp_path):
 def test_crash_midway_leaves_no_manifest_and_recovers(tmp_path, monkeypatch):
     root = tmp_path / "det"
     calls = {"n": 0}
-    real = synthetic._save_png
+    real = writers.save_png
 
     def flaky(path, array):
         calls["n"] += 1
@@ -240,11 +240,11 @@ def test_crash_midway_leaves_no_manifest_and_recovers(tmp_path, monkeypatch):
             raise RuntimeError("killed")
         real(path, array)
 
-    monkeypatch.setattr(synthetic, "_save_png", flaky)
+    monkeypatch.setattr(writers, "save_png", flaky)
     with pytest.raises(RuntimeError):
         write_detection_dataset(root, num_train=4, num_val=1, image_size=16)
     assert not (root / MANIFEST_NAME).exists()
-    monkeypatch.setattr(synthetic, "_save_png", real)
+    monkeypatch.setattr(writers, "save_png", real)
     write_detection_dataset(root, num_train=4, num_val=1, image_size=16)
     assert (root / MANIFEST_NAME).is_file()
     assert len(list((root / "images" / "train").iterdir())) == 4

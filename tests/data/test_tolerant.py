@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 import bad_files
-from kerascv_tl.data.classification import ImageSource
+from kerascv_tl.data.records import ImageSource
 from kerascv_tl.data.tolerant import REMEMBERED, map_skipping_errors
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from support import assert_png, capture_saved_figures, folder_holds_only
 
-from kerascv_tl.data.segmentation import IGNORE_INDEX
+from kerascv_tl.data.mask_records import IGNORE_INDEX
 from kerascv_tl.evaluation import plots, segmentation
 from kerascv_tl.evaluation.segmentation import (
     ConfusionAccumulator,

@@ -3,8 +3,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from kerascv_tl.data.detection import pennfudan_source, resize_with_pad
 from kerascv_tl.data.decode import read_image_file
+from kerascv_tl.data.readers import pennfudan_source
+from kerascv_tl.data.transforms import resize_with_pad
 from kerascv_tl.export import export_detector, load_serving
 from kerascv_tl.tasks import detector
 

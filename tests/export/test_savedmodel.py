@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from kerascv_tl.data.classification import folder_source
+from kerascv_tl.data.readers import folder_source
 from kerascv_tl.data.pipeline import eval_dataset
 from kerascv_tl.config import load_config
 from kerascv_tl.export import export_classifier, latest_version_dir, load_serving

@@ -7,7 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kerascv_tl.data.decode import decode_image
-from kerascv_tl.data.segmentation import class_map_at, resize_image
+from kerascv_tl.data.transforms import class_map_at, resize_image
 from kerascv_tl.export import export_segmenter, latest_version_dir, load_serving
 
 SIZE = 32
@@ -133,7 +133,7 @@ def test_versions_and_model_card(tiny_segmenter, tmp_path):
 
 
 def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_photos(assets, mobilenet_v2_weights, tmp_path):
-    from kerascv_tl.data.segmentation import pennfudan_segmentation_source
+    from kerascv_tl.data.readers import pennfudan_segmentation_source
     from kerascv_tl.tasks.segmenter import segmenter
 
     size = 96
@@ -145,7 +145,7 @@ def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_phot
     # An untrained head calls nearly every pixel one class. Point the person-minus-background direction
     # of the final 1x1 conv (no bias) from the mean background feature to the mean person feature of these
     # photos, centred on the median, so the maps have person regions and boundaries to get wrong.
-    from kerascv_tl.data.segmentation import read_mask
+    from kerascv_tl.data.readers import read_mask
 
     x = np.stack([resize_image(tf.constant(image), size).numpy() for image in images])
     y = np.stack([tf.image.resize(read_mask(r, source.lookup, 2)[..., None], [size, size], "nearest")[..., 0]

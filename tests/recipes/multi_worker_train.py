@@ -13,18 +13,18 @@ import sys
 import numpy as np
 
 from kerascv_tl import cli
-from kerascv_tl.recipes import classification
+from kerascv_tl import recipes
 
-_finish = classification.finish
+_finish = recipes.finish
 
 
-def _finish_and_save_weights(setup, *args, **kwargs):
-    metrics = _finish(setup, *args, **kwargs)
+def _finish_and_save_weights(task, setup, *args, **kwargs):
+    metrics = _finish(task, setup, *args, **kwargs)
     np.savez(sys.argv[1], *[w.numpy() for w in setup.model.weights])
     return metrics
 
 
-classification.finish = _finish_and_save_weights  # `train` looks it up on the module at call time
+recipes.finish = _finish_and_save_weights  # `train` looks it up on the module at call time
 
 if __name__ == "__main__":
     sys.exit(cli.main(sys.argv[2:]))

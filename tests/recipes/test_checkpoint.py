@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerascv_tl.recipes.checkpoint import AtomicModelCheckpoint
+from kerascv_tl.training.checkpoint import AtomicModelCheckpoint
 
 
 def _model() -> keras.Model:

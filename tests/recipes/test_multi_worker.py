@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from support import PROJECT_ROOT, tiny_overrides
 
-import kerascv_tl.tasks  # noqa: F401  (registers the package's layers for loading model.keras)
+import kerascv_tl.tasks.classifier  # noqa: F401  (registers the package's layers for loading model.keras)
 from kerascv_tl.cli import main
 
 WORKER = PROJECT_ROOT / "tests" / "recipes" / "multi_worker_train.py"

@@ -66,18 +66,19 @@ def _history(path):
 @pytest.mark.slow(seconds=45)
 def test_mixed_float16_classification_run_trains_saves_and_exports_float32(shapes_classification, tmp_path,
                                                                            monkeypatch):
-    from kerascv_tl.export.savedmodel import load_serving
-    from kerascv_tl.recipes import classification, train
+    from kerascv_tl.export import load_serving
+    from kerascv_tl import recipes
+    from kerascv_tl.recipes import train
 
     seen = {}
-    build = classification.setup
+    build = recipes.set_up
 
     def spy(*args, **kwargs):
         seen["setup"] = build(*args, **kwargs)
         seen["policy_after_setup"] = keras.config.dtype_policy().name
         return seen["setup"]
 
-    monkeypatch.setattr(classification, "setup", spy)
+    monkeypatch.setattr(recipes, "set_up", spy)
     config = load_config(None, tiny_overrides(shapes_classification, recipe="feature_extraction",
                                               precision="mixed_float16"))
     run, metrics = train(config, output=tmp_path / "run", verbose=0)
@@ -114,7 +115,7 @@ def test_mixed_float16_classification_run_trains_saves_and_exports_float32(shape
 
 
 def test_mixed_bfloat16_classifier_needs_no_loss_scaling():
-    from kerascv_tl.recipes.runner import compile_classifier
+    from kerascv_tl.tasks.classification import compile_classifier
 
     with precision_scope("mixed_bfloat16"):
         model = kerascv_tl.classifier("mobilenet_v2", 3, weights="none", image_size=32)
@@ -136,14 +137,14 @@ def _detection_batch():
 
 
 def test_mixed_float16_detector_trains_with_float32_logits_and_loss(tmp_path):
-    from kerascv_tl.recipes.detection import compile_detector
+    from kerascv_tl.tasks.detection import compile_detector
 
     keras.utils.set_random_seed(0)
     with precision_scope("mixed_float16"):
         model = kerascv_tl.detector("mobilenet_v2", num_classes=2, weights="none", image_size=SIZE)
     assert model.dtype_policy.name == "mixed_float16"
     assert model.box_head.compute_dtype == model.classification_head.compute_dtype == "float16"
-    compile_detector(model, 1e-3, "auto")
+    compile_detector(model, load_config(None).train, 1e-3, "auto")
     assert isinstance(model.optimizer, LossScaleOptimizer)
     assert model.jit_compile is False or not NO_XLA
     model.run_eagerly = True  # two tiny steps: tracing the training step would cost more than running it
@@ -166,7 +167,7 @@ def test_mixed_float16_detector_trains_with_float32_logits_and_loss(tmp_path):
 
 @pytest.mark.parametrize("name, architecture", [("mobilenet_v2", "deeplabv3"), ("mit_b0", "segformer")])
 def test_mixed_float16_segmenter_trains_with_float32_logits_and_loss(name, architecture):
-    from kerascv_tl.recipes.segmentation import compile_segmenter
+    from kerascv_tl.tasks.segmentation import compile_segmenter
 
     keras.utils.set_random_seed(0)
     with precision_scope("mixed_float16"):

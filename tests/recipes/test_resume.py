@@ -3,7 +3,7 @@ import json
 import keras
 import numpy as np
 
-from kerascv_tl.recipes.resume import ResumableEarlyStopping, StepBackupAndRestore
+from kerascv_tl.training.resume import ResumableEarlyStopping, StepBackupAndRestore
 
 
 def _model():

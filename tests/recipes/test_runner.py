@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from kerascv_tl.config import load_config
-from kerascv_tl.recipes.fine_tune import warmup_cosine
-from kerascv_tl.recipes.runner import RunFolder, best_so_far, monitor_mode, steps_per_epoch
+from kerascv_tl.training.optimizers import warmup_cosine
+from kerascv_tl.run_folder import RunFolder
+from kerascv_tl.training.fit import best_so_far, monitor_mode, steps_per_epoch
 
 
 def test_warmup_then_cosine_decay():

@@ -4,7 +4,7 @@ import pytest
 
 from kerascv_tl.backbones import build_backbone
 from kerascv_tl.backbones.pyramid import PyramidEncoder, pyramid_encoder
-from kerascv_tl.data.segmentation import IGNORE_INDEX
+from kerascv_tl.data.mask_records import IGNORE_INDEX
 from kerascv_tl.tasks import freeze_backbone, get_backbone, unfreeze_backbone
 from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
 

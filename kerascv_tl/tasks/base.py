@@ -1,0 +1,168 @@
+"""The Task interface: everything that differs between classification, detection, segmentation (and the
+tasks to come) behind one set of hooks.
+
+`kerascv_tl.recipes.train` runs every task the same way: read and check the sources (`read_sources`), build
+the model (`build_model`), run the one two-phase schedule (`kerascv_tl.training.schedule`, which asks the task
+for its datasets and its compile), evaluate (`evaluate`), and write the model card (`serving_resize`). The CLI's
+`evaluate`, `export`, `predict` and `check-data` dispatch through the same hooks, found by name in
+`kerascv_tl.tasks.registry`. A task's models stay plain `keras.Model`s built by `classifier()`, `detector()`,
+`segmenter()`; a Task only says how to feed, compile, evaluate, export and present them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from kerascv_tl.backbones import Backbone
+    from kerascv_tl.config import DataConfig, RecipeConfig
+    from kerascv_tl.data.epochs import EpochData
+    from kerascv_tl.data.problems import ProblemLog
+    from kerascv_tl.run_folder import RunFolder
+
+
+@dataclass
+class TaskSetup:
+    """What the schedule works with once the data and the model are built."""
+
+    config: RecipeConfig
+    run: RunFolder
+    train: Any  # the task's training source (has `class_names` and `__len__`)
+    val: Any  # the task's validation source
+    backbone: Backbone
+    model: keras.Model
+    strategy: tf.distribute.Strategy
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.train.class_names)
+
+
+class Task:
+    """One task's hooks. Subclasses set the class attributes and implement the hooks that raise here."""
+
+    name: ClassVar[str]
+    #: `train.monitor: auto` becomes this (a metric Keras logs for the task's compiled model).
+    default_monitor: ClassVar[str]
+    #: Config keys (dotted) the task does not use: a value other than the default is a ConfigError naming the
+    #: key and the task, so that no setting is silently ignored. Each entry: (key, why it does not apply).
+    unused_config_keys: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: The metrics.json keys the model card repeats, in this order.
+    card_metrics: ClassVar[tuple[str, ...]] = ()
+
+    # ---------------------------------------------------------------------------------------------- config
+
+    def check_config(self, config: RecipeConfig) -> list[str]:
+        """Problems with `config` for this task, one message per problem (empty when it is fine)."""
+        from kerascv_tl.config import RecipeConfig
+
+        defaults = RecipeConfig()
+        problems = []
+        for key, why in self.unused_config_keys:
+            value, default = _dotted(config, key), _dotted(defaults, key)
+            if value != default:
+                problems.append(f"{key} is not used by {self.name} ({why}); remove it or set it back to {default!r}")
+        return problems
+
+    # ------------------------------------------------------------------------------------------------ data
+
+    def read_sources(self, data_config: DataConfig, seed: int, problems: ProblemLog | None = None) -> tuple[Any, Any]:
+        """(train, val) sources from `data:`; with `problems`, bad files are reported there and left out."""
+        raise NotImplementedError
+
+    def read_eval_source(self, spec: str, config: RecipeConfig, class_names: Sequence[str]) -> Any:
+        """The labelled source `kerascv-tl evaluate RUN --data SPEC` reads, with the run's classes."""
+        raise NotImplementedError
+
+    def describe_data(self, train: Any, val: Any) -> str:
+        """One log line on what was read."""
+        return f"data: {len(train)} training and {len(val)} validation examples, {len(train.class_names)} classes"
+
+    def training_data(self, setup: TaskSetup) -> EpochData:
+        """Training batches for each epoch, a pure function of (seed, epoch) (exact resume)."""
+        raise NotImplementedError
+
+    def validation_data(self, setup: TaskSetup) -> tf.data.Dataset:
+        """Validation batches for `fit`'s `validation_data`."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------------------------- model
+
+    def build_model(self, config: RecipeConfig, backbone: Backbone, class_names: Sequence[str]) -> keras.Model:
+        """The task model on `backbone` (called under the strategy's scope and the precision policy)."""
+        raise NotImplementedError
+
+    def compile(self, model: keras.Model, setup: TaskSetup, learning_rate: Any) -> None:
+        """Compiles `model` (the task model, or the model `head_phase` returned) with the config's optimizer."""
+        raise NotImplementedError
+
+    def head_phase(self, setup: TaskSetup, train_data: EpochData,
+                   val_data: tf.data.Dataset) -> tuple[keras.Model, EpochData, tf.data.Dataset]:
+        """(model, training data, validation data) the frozen-backbone phase fits. By default the task model on
+        images; a task may train a smaller model that shares the task model's head layers (cached features)."""
+        return setup.model, train_data, val_data
+
+    # --------------------------------------------------------------------------------------------- results
+
+    def evaluate(self, model: keras.Model, source: Any, config: RecipeConfig, out_dir: str | Path,
+                 class_names: Sequence[str], batch_size: int, histories: Sequence[tuple[str, Path]] = (),
+                 extra: dict | None = None, run_metrics: dict | None = None) -> dict:
+        """Runs `model` over `source`, writes metrics.json and the task's pictures into `out_dir`; the metrics.
+
+        `run_metrics`: the metrics.json of the run the model comes from, when evaluating a finished run on other
+        data (`kerascv-tl evaluate RUN`): figures fixed on the run's validation data (multi-label's decision
+        threshold) are reused from it rather than tuned again on the data being evaluated."""
+        raise NotImplementedError
+
+    def run_summary(self, setup: TaskSetup) -> dict:
+        """Facts about the run that metrics.json carries beside the task's figures (no wall times)."""
+        return {"recipe": setup.config.recipe, "task": self.name, "backbone": setup.backbone.name,
+                "num_train_images": len(setup.train)}
+
+    def headline(self, metrics: dict) -> str:
+        """The metrics in a few words, for logs (e.g. "accuracy 0.9120")."""
+        raise NotImplementedError
+
+    def result_line(self, metrics: dict) -> str:
+        """What `kerascv-tl train` prints about the validation metrics."""
+        return f"validation {self.headline(metrics)}"
+
+    def evaluation_line(self, metrics: dict) -> str:
+        """What `kerascv-tl evaluate` prints (followed by where the reports are)."""
+        return self.headline(metrics)
+
+    # ------------------------------------------------------------------------------------- export and serve
+
+    def serving_resize(self, config: RecipeConfig) -> str:
+        """How the serving graph resizes an image, in words (the model card's `input.resize`)."""
+        raise NotImplementedError
+
+    def export(self, model: keras.Model, class_names: Sequence[str], base_dir: str | Path, config: RecipeConfig,
+               card: dict, version: int | None = None) -> Path:
+        """Writes a TF Serving SavedModel version folder under `base_dir`; returns it."""
+        raise NotImplementedError
+
+    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
+        """Presents the serving signature's `outputs` for one image file (`kerascv-tl predict`)."""
+        raise NotImplementedError
+
+    def evaluate_saved_model(self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path,
+                             batch_size: int) -> dict:
+        """Evaluates an exported SavedModel on labelled data; by default only run folders can be evaluated."""
+        from kerascv_tl.data.errors import DataError
+
+        raise DataError(f"{folder}: evaluate the {self.name} run folder (its SavedModel is checked against it in "
+                        "the tests)")
+
+
+def _dotted(obj: Any, key: str) -> Any:
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj

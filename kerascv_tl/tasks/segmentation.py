@@ -1,0 +1,141 @@
+"""Semantic segmentation: KerasHub DeepLabV3+ or SegFormer on a registry backbone, IoU at original resolution.
+
+Data: a folder with images/ and masks/ (matched by file stem), the Penn-Fudan folder, or tfds:NAME with a mask
+feature. Training crops image and mask jointly (`data.augment.random_resized_crop`, `min_crop_area`) and flips
+them (`data.augment.flip`); Keras' MeanIoU at model resolution is what `fit` logs (`val_mean_iou`), while the
+reported metrics are computed at each image's original size, as the exported SavedModel returns them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+from kerascv_tl.data.epochs import EpochData
+from kerascv_tl.data.errors import DataError
+from kerascv_tl.data.readers import read_segmentation_sources, segmentation_source_from_spec
+from kerascv_tl.data.segmentation_pipeline import segmentation_dataset
+from kerascv_tl.evaluation.segmentation_loop import evaluate_segmenter
+from kerascv_tl.export.segmenter import export_segmenter
+from kerascv_tl.precision import resolve_jit_compile
+from kerascv_tl.tasks.base import Task
+from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
+from kerascv_tl.training.fit import steps_per_epoch
+from kerascv_tl.training.optimizers import LearningRate, make_optimizer
+
+if TYPE_CHECKING:
+    from kerascv_tl.config import DataConfig, RecipeConfig
+    from kerascv_tl.config import TrainConfig
+
+PER_CLASS_SHOWN = 6
+
+
+def compile_segmenter(model: keras.Model, train_config: TrainConfig, learning_rate: LearningRate, num_classes: int,
+                      jit_compile: bool | str = "auto") -> None:
+    """Pixel-wise cross-entropy and Keras' MeanIoU, both ignoring IGNORE_INDEX; the config's optimizer."""
+    model.compile(optimizer=make_optimizer(train_config, learning_rate), loss=segmentation_loss(),
+                  metrics=[mean_iou_metric(num_classes)], jit_compile=resolve_jit_compile(jit_compile))
+
+
+class SegmentationTask(Task):
+    name = "segmentation"
+    default_monitor = "val_mean_iou"
+    card_metrics = ("miou", "per_class_iou", "pixel_accuracy", "fw_iou", "num_images")
+    unused_config_keys = (
+        ("data.crop_fraction", "the whole image is resized to image_size"),
+        ("data.cache", "segmentation decodes each epoch"),
+        ("data.max_boxes", "detection boxes per image"),
+        ("data.image_root", "COCO detection images"), ("data.val_image_root", "COCO detection images"),
+        ("data.augment.rand_augment", "not mask-aware here"), ("data.augment.mixup_alpha", "not mask-aware here"),
+        ("data.augment.cutmix_alpha", "not mask-aware here"),
+        ("head.dropout", "the segmentation heads have no dropout setting"),
+        ("train.label_smoothing", "not applied to the pixel-wise loss"),
+        ("train.cache_features", "classification only"), ("train.feature_cache_dir", "classification only"),
+        ("export.top_k", "classification"), ("export.score_threshold", "detection"),
+        ("export.max_detections", "detection"), ("export.iou_threshold", "detection NMS"),
+    )
+
+    def read_sources(self, data_config: DataConfig, seed, problems=None):
+        return read_segmentation_sources(data_config, seed, problems)
+
+    def read_eval_source(self, spec, config: RecipeConfig, class_names):
+        source = segmentation_source_from_spec(spec, config.data, tfds_split=config.data.tfds_val_split)
+        if list(source.class_names) != list(class_names):
+            raise DataError(f"{spec}: classes {source.class_names} differ from the run's {list(class_names)}")
+        return source
+
+    def describe_data(self, train, val) -> str:
+        return (f"data: {len(train)} training and {len(val)} validation image/mask pairs, {train.num_classes} "
+                "classes")
+
+    def training_data(self, setup) -> EpochData:
+        config = setup.config
+        data, batch = config.data, config.train.batch_size
+        augment = data.augment
+
+        def epoch(e: int):
+            return segmentation_dataset(setup.train, data.image_size, batch, True, config.seed, e, flip=augment.flip,
+                                        random_crop=augment.random_resized_crop, min_crop_area=augment.min_crop_area)
+
+        return EpochData(epoch, steps=steps_per_epoch(len(setup.train), batch))
+
+    def validation_data(self, setup):
+        config = setup.config
+        return segmentation_dataset(setup.val, config.data.image_size, config.train.batch_size, False,
+                                    config.seed).cache()
+
+    def build_model(self, config: RecipeConfig, backbone, class_names):
+        return segmenter(backbone, len(class_names), architecture=config.head.architecture)
+
+    def compile(self, model, setup, learning_rate) -> None:
+        compile_segmenter(model, setup.config.train, learning_rate, len(setup.class_names), setup.config.jit_compile)
+
+    def evaluate(self, model, source, config: RecipeConfig, out_dir, class_names, batch_size, histories=(), extra=None,
+                 run_metrics=None) -> dict:
+        return evaluate_segmenter(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
+
+    def run_summary(self, setup) -> dict:
+        return {**super().run_summary(setup), "architecture": setup.model.name}
+
+    def headline(self, metrics: dict) -> str:
+        return f"miou {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f}"
+
+    def result_line(self, metrics: dict) -> str:
+        shown = list(metrics["per_class_iou"].items())[:PER_CLASS_SHOWN]
+        per_class = ", ".join(f"{name} {iou:.4f}" for name, iou in shown if iou is not None)
+        return (f"validation miou: {metrics['miou']:.4f}  pixel accuracy: {metrics['pixel_accuracy']:.4f}  "
+                f"fw_iou: {metrics['fw_iou']:.4f}  per class: {per_class}")
+
+    def evaluation_line(self, metrics: dict) -> str:
+        return f"{self.result_line(metrics)} on {metrics['num_images']} images"
+
+    def serving_resize(self, config: RecipeConfig) -> str:
+        size = config.data.image_size
+        return f"stretch to {size}x{size} (bilinear, antialiased); logits resized back to the original size"
+
+    def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
+        return export_segmenter(model, class_names, base_dir, config.export.probabilities, card, version)
+
+    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
+        """Writes a coloured overlay of the class map (original resolution) and prints the class areas."""
+        from kerascv_tl.data.decode import read_image_file
+        from kerascv_tl.evaluation.segmentation import write_overlay_png
+
+        class_names = card["labels"]
+        height, width = int(outputs["height"].numpy()[0]), int(outputs["width"].numpy()[0])
+        class_map = outputs["class_map"].numpy()[0][:height, :width]
+        target = write_overlay_png(read_image_file(path), class_map, len(class_names),
+                                   Path(options.output_dir) / f"{path.stem}_segmentation.png")
+        counts = np.bincount(class_map.ravel(), minlength=len(class_names))
+        areas = {name: round(float(c) / class_map.size, 4) for name, c in zip(class_names, counts) if c}
+        if options.json:
+            print(json.dumps({"image": str(path), "overlay": str(target), "size": [width, height],
+                              "class_fractions": areas}))
+            return
+        print(f"{path}: {width}x{height} -> {target}")
+        print("  " + ", ".join(f"{name} {fraction:.1%}" for name, fraction in areas.items()))
