@@ -24,15 +24,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
 from kerascv_tl.data.pipeline import eval_dataset, eval_images  # noqa: E402
 from kerascv_tl.data.readers import folder_source  # noqa: E402
-from kerascv_tl.training.feature_cache import cached_embeddings  # noqa: E402
-from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 from kerascv_tl.tasks import classifier, feature_extractor, freeze_backbone, head_model  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
+from kerascv_tl.training.feature_cache import cached_embeddings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,16 +45,22 @@ def main() -> None:
     args = parser.parse_args()
     assets = Path(args.assets)
     weights = assets / "weights" / "mobilenet_v2_imagenet" / "mobilenet_v2_torchvision_ported_keras_notop.weights.h5"
-    config = load_config(None, [f"data.image_size={args.image_size}", "data.crop_fraction=1.0",
-                                f"train.batch_size={args.batch_size}", "train.learning_rate=0.001"])
+    config = load_config(
+        None,
+        [
+            f"data.image_size={args.image_size}",
+            "data.crop_fraction=1.0",
+            f"train.batch_size={args.batch_size}",
+            "train.learning_rate=0.001",
+        ],
+    )
     train = folder_source(assets / "flowers5" / "train")
     val = folder_source(assets / "flowers5" / "val", class_names=train.class_names)
 
     keras.utils.set_random_seed(0)
     # A linear probe (no dropout) and the same seeded permutation of the 500 examples on both sides: the
     # head sees the same batches, so any accuracy gap would be the cache's doing.
-    model = classifier("mobilenet_v2", train.num_classes, weights=str(weights), image_size=args.image_size,
-                       dropout=0.0)
+    model = classifier("mobilenet_v2", train.num_classes, weights=str(weights), image_size=args.image_size, dropout=0.0)
     freeze_backbone(model)
     initial_head = [w.numpy() for w in model.get_layer("predictions").weights]
 
@@ -69,8 +74,9 @@ def main() -> None:
     compile_classifier(model, config.train, config.train.learning_rate, train.num_classes)
     # Decoded, resized images stay in memory after the first epoch, so what is repeated is the backbone.
     one_hot_image = lambda image, label: (image, tf.one_hot(label, train.num_classes))  # noqa: E731
-    train_images = (eval_images(train, config.data).cache().shuffle(len(train), seed=0)
-                    .map(one_hot_image).batch(args.batch_size))
+    train_images = (
+        eval_images(train, config.data).cache().shuffle(len(train), seed=0).map(one_hot_image).batch(args.batch_size)
+    )
     val_images = eval_dataset(val, config.data, args.batch_size, cache=True)
     started = time.perf_counter()
     history = model.fit(train_images, validation_data=val_images, epochs=args.epochs, verbose=0)
@@ -109,9 +115,13 @@ def main() -> None:
         "accuracy_difference_points": round(100 * abs(float(recompute_acc) - float(cached_acc)), 2),
     }
     print(f"recompute frozen features every epoch: {recompute_s:7.1f} s   val accuracy {recompute_acc:.4f}")
-    print(f"cached features (cache built cold):    {cached_s:7.1f} s   val accuracy {cached_acc:.4f}"
-          f"   (building the cache: {cache_s:.1f} s)")
-    print(f"speed-up: {result['speedup']:.1f}x   accuracy difference: {result['accuracy_difference_points']:.2f} points")
+    print(
+        f"cached features (cache built cold):    {cached_s:7.1f} s   val accuracy {cached_acc:.4f}"
+        f"   (building the cache: {cache_s:.1f} s)"
+    )
+    print(
+        f"speed-up: {result['speedup']:.1f}x   accuracy difference: {result['accuracy_difference_points']:.2f} points"
+    )
     out = ROOT / "benchmarks" / "results" / "cached_features.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -57,7 +57,7 @@ class StepTimer(keras.callbacks.Callback):
 
     @property
     def steady(self) -> list[float]:
-        return self.times[self.skip:]
+        return self.times[self.skip :]
 
 
 def write_result(name: str, result: dict) -> Path:

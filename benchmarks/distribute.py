@@ -72,8 +72,10 @@ def main() -> None:
     args = parser.parse_args()
     images = args.steps * args.batch_size
     data = _data(args.image_size, args.batch_size, args.steps)
-    sides = {"one_device": tf.distribute.get_strategy(), "mirrored_2_cpu": tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")])}
+    sides = {
+        "one_device": tf.distribute.get_strategy(),
+        "mirrored_2_cpu": tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")]),
+    }
     models = {name: _model(strategy, "mobilenet_v2", args.image_size) for name, strategy in sides.items()}
     for model in models.values():
         model.fit(data.take(2), epochs=1, verbose=0)  # trace and warm up outside the timing
@@ -85,16 +87,20 @@ def main() -> None:
         "machine": f"{platform.node()} ({os.cpu_count()} CPU cores, {platform.processor() or platform.machine()})",
         "tensorflow": tf.__version__,
         "setup": f"MobileNetV2 fine-tuning, random weights, {args.image_size} px, global batch {args.batch_size}, "
-                 f"{args.steps} steps per repeat, median of {args.repeats}",
+        f"{args.steps} steps per repeat, median of {args.repeats}",
         "images_per_s": {name: round(statistics.median(values), 1) for name, values in rates.items()},
     }
-    result["mirrored_over_one_device"] = round(result["images_per_s"]["mirrored_2_cpu"]
-                                               / result["images_per_s"]["one_device"], 3)
+    result["mirrored_over_one_device"] = round(
+        result["images_per_s"]["mirrored_2_cpu"] / result["images_per_s"]["one_device"], 3
+    )
     gpus = tf.config.list_logical_devices("GPU")
     if gpus:
         gpu_data = _data(224, 32, args.steps)
-        result["gpu"] = {"device": tf.config.experimental.get_device_details(
-            tf.config.list_physical_devices("GPU")[0]).get("device_name", gpus[0].name)}
+        result["gpu"] = {
+            "device": tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0]).get(
+                "device_name", gpus[0].name
+            )
+        }
         for precision in ("float32", "mixed_float16"):
             with tf.device(gpus[0].name):
                 model = _model(tf.distribute.OneDeviceStrategy(gpus[0].name), "resnet50", 224, precision)

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 
-from common import StepTimer, assets, median, mobilenet_v2_weights, write_result
-
 import keras  # noqa: E402  (after common: it sets TF's log level)
 import tensorflow as tf  # noqa: E402
+from common import StepTimer, assets, median, mobilenet_v2_weights, write_result
 
 from kerascv_tl.config import load_config  # noqa: E402
 from kerascv_tl.data.pipeline import training_epochs  # noqa: E402
 from kerascv_tl.data.readers import folder_source  # noqa: E402
-from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 from kerascv_tl.tasks import classifier, unfreeze_backbone  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 
 
 def main() -> None:
@@ -34,12 +33,19 @@ def main() -> None:
     parser.add_argument("--cache", action="store_true", help="data.cache: keep decoded images in memory")
     args = parser.parse_args()
 
-    config = load_config(None, [f"data.image_size={args.image_size}", f"train.batch_size={args.batch_size}",
-                                f"data.cache={str(args.cache).lower()}"])
+    config = load_config(
+        None,
+        [
+            f"data.image_size={args.image_size}",
+            f"train.batch_size={args.batch_size}",
+            f"data.cache={str(args.cache).lower()}",
+        ],
+    )
     source = folder_source(assets() / "flowers5" / "train")
     keras.utils.set_random_seed(0)
-    model = classifier("mobilenet_v2", source.num_classes, weights=str(mobilenet_v2_weights()),
-                       image_size=args.image_size)
+    model = classifier(
+        "mobilenet_v2", source.num_classes, weights=str(mobilenet_v2_weights()), image_size=args.image_size
+    )
     unfreeze_backbone(model, top_blocks=6)
     compile_classifier(model, config.train, 1e-4, source.num_classes)
     epochs = training_epochs(source, config.data, args.batch_size, seed=0)
@@ -57,17 +63,25 @@ def main() -> None:
             print(f"repeat {repeat + 1} {side:8s} median step {sides[side][-1] * 1000:7.1f} ms")
     pipeline_s, memory_s = median(sides["pipeline"]), median(sides["memory"])
     ratio = pipeline_s / memory_s
-    print(f"step time: real JPEG pipeline {pipeline_s * 1000:.1f} ms, in memory {memory_s * 1000:.1f} ms, "
-          f"ratio {ratio:.3f} (goal <= 1.05)")
-    write_result("input_pipeline_cached" if args.cache else "input_pipeline", {
-        "setup": f"flowers5, MobileNetV2 ImageNet (top 6 blocks trainable), {args.image_size} px, batch "
-                 f"{args.batch_size}, random resized crop + flip, data.cache={args.cache}",
-        "steps_per_repeat": args.steps, "repeats": args.repeats,
-        "pipeline_step_s": round(pipeline_s, 4), "memory_step_s": round(memory_s, 4),
-        "pipeline_steps_s_per_repeat": [round(x, 4) for x in sides["pipeline"]],
-        "memory_steps_s_per_repeat": [round(x, 4) for x in sides["memory"]],
-        "ratio": round(ratio, 3), "goal": "<= 1.05",
-    })
+    print(
+        f"step time: real JPEG pipeline {pipeline_s * 1000:.1f} ms, in memory {memory_s * 1000:.1f} ms, "
+        f"ratio {ratio:.3f} (goal <= 1.05)"
+    )
+    write_result(
+        "input_pipeline_cached" if args.cache else "input_pipeline",
+        {
+            "setup": f"flowers5, MobileNetV2 ImageNet (top 6 blocks trainable), {args.image_size} px, batch "
+            f"{args.batch_size}, random resized crop + flip, data.cache={args.cache}",
+            "steps_per_repeat": args.steps,
+            "repeats": args.repeats,
+            "pipeline_step_s": round(pipeline_s, 4),
+            "memory_step_s": round(memory_s, 4),
+            "pipeline_steps_s_per_repeat": [round(x, 4) for x in sides["pipeline"]],
+            "memory_steps_s_per_repeat": [round(x, 4) for x in sides["memory"]],
+            "ratio": round(ratio, 3),
+            "goal": "<= 1.05",
+        },
+    )
 
 
 if __name__ == "__main__":

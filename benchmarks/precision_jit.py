@@ -3,9 +3,9 @@
 Random weights, one in-memory batch (no input pipeline), the recipes' own compile helper
 (`compile_classifier`, Adam, categorical cross-entropy). For each network the four variants are built
 and warmed up first (the first step traces, and with XLA compiles; that time is reported separately),
-then run in turns, one untimed round and `--repeats` timed rounds each, so that every variant sees the same machine state; a round
-is as many training steps as fit in `--round-seconds` (at least one: an XLA step of MobileNetV2 takes
-seconds on a CPU); images/s is the median over the rounds.
+then run in turns, one untimed round and `--repeats` timed rounds each, so that every variant sees the same
+machine state; a round is as many training steps as fit in `--round-seconds` (at least one: an XLA step of
+MobileNetV2 takes seconds on a CPU); images/s is the median over the rounds.
 
     python benchmarks/precision_jit.py [--image-size 96] [--batch-size 16] [--round-seconds 1.0] [--repeats 3]
 
@@ -30,8 +30,8 @@ import tensorflow as tf  # noqa: E402
 
 from kerascv_tl.config import load_config  # noqa: E402
 from kerascv_tl.precision import has_accelerator, precision_scope  # noqa: E402
-from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 from kerascv_tl.tasks import classifier  # noqa: E402
+from kerascv_tl.tasks.classification import compile_classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORKS = ("mobilenet_v2", "resnet50")
@@ -63,9 +63,16 @@ def measure(network: str, args, train_config) -> list[dict]:
         loss = model.train_on_batch(x, y, return_dict=True)["loss"]  # traces (with XLA: compiles) the step
         first_step = time.perf_counter() - started
         models.append(model)
-        rows.append({"network": network, "precision": precision, "jit_compile": jit,
-                     "first_step_s": round(first_step, 2), "first_loss_finite": bool(np.isfinite(loss)),
-                     "images_per_s_rounds": []})
+        rows.append(
+            {
+                "network": network,
+                "precision": precision,
+                "jit_compile": jit,
+                "first_step_s": round(first_step, 2),
+                "first_loss_finite": bool(np.isfinite(loss)),
+                "images_per_s_rounds": [],
+            }
+        )
         print(f"  {network} {precision} jit={jit}: first step {first_step:.1f} s", flush=True)
     # Round 0 is not counted: in the first measurements each non-XLA variant's first round, after the other
     # variants had been built, ran 7-27x slower than its later rounds.
@@ -100,25 +107,39 @@ def main() -> None:
         rows += measure(network, args, train_config)
     total = time.perf_counter() - started
 
-    print(f"\ntraining images/s, batch {args.batch_size}, {args.image_size} px, median of {args.repeats} rounds of "
-          f">= {args.round_seconds} s (first step = trace + compile); 1-min load average {load_before:.2f} -> "
-          f"{os.getloadavg()[0]:.2f}")
+    print(
+        f"\ntraining images/s, batch {args.batch_size}, {args.image_size} px, median of {args.repeats} rounds of "
+        f">= {args.round_seconds} s (first step = trace + compile); 1-min load average {load_before:.2f} -> "
+        f"{os.getloadavg()[0]:.2f}"
+    )
     print(f"{'network':<14}{'precision':<16}{'jit':<7}{'images/s':>10}{'vs f32 no-jit':>15}{'first step s':>14}")
     for network in args.networks.split(","):
-        base = next(r["images_per_s"] for r in rows if r["network"] == network and r["precision"] == "float32"
-                    and not r["jit_compile"])
+        base = next(
+            r["images_per_s"]
+            for r in rows
+            if r["network"] == network and r["precision"] == "float32" and not r["jit_compile"]
+        )
         for r in (r for r in rows if r["network"] == network):
             r["speedup_vs_float32_no_jit"] = round(r["images_per_s"] / base, 2)
-            print(f"{network:<14}{r['precision']:<16}{str(r['jit_compile']):<7}{r['images_per_s']:>10.1f}"
-                  f"{r['speedup_vs_float32_no_jit']:>14.2f}x{r['first_step_s']:>14.1f}")
+            print(
+                f"{network:<14}{r['precision']:<16}{str(r['jit_compile']):<7}{r['images_per_s']:>10.1f}"
+                f"{r['speedup_vs_float32_no_jit']:>14.2f}x{r['first_step_s']:>14.1f}"
+            )
     print(f"total {total:.0f} s")
 
     result = {
         "benchmark": "precision_jit",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores ({_cpu_flags()}), TensorFlow {tf.__version__}, "
-                   f"Keras {keras.__version__}, {'accelerator' if has_accelerator() else 'CPU only'}",
-        "setup": {"image_size": args.image_size, "batch_size": args.batch_size, "round_seconds": args.round_seconds,
-                  "rounds": args.repeats, "weights": "random", "optimizer": "adam", "data": "one in-memory batch"},
+        f"Keras {keras.__version__}, {'accelerator' if has_accelerator() else 'CPU only'}",
+        "setup": {
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "round_seconds": args.round_seconds,
+            "rounds": args.repeats,
+            "weights": "random",
+            "optimizer": "adam",
+            "data": "one in-memory batch",
+        },
         # 1-minute load averages: other processes on the machine make every figure lower
         "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "results": rows,

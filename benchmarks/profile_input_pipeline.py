@@ -15,9 +15,8 @@ import subprocess
 import sys
 import time
 
-from common import assets, median, write_result
-
 import tensorflow as tf  # noqa: E402
+from common import assets, median, write_result
 
 from kerascv_tl.config import load_config  # noqa: E402
 from kerascv_tl.data.decode import decode_image, exif_orientation  # noqa: E402
@@ -55,11 +54,15 @@ def stages(source) -> dict:
         "decode_image (JPEG + EXIF)": per_call_ms(decode_image, raw),
         "shrink_for_training": per_call_ms(lambda im: shrink_for_training(im, SIZE, 0.875), images),
         "resize antialiased (old crop)": per_call_ms(
-            lambda im: tf.image.resize(tf.cast(im, tf.float32), (SIZE, SIZE), antialias=True), shrunk),
+            lambda im: tf.image.resize(tf.cast(im, tf.float32), (SIZE, SIZE), antialias=True), shrunk
+        ),
         "random_resized_crop (antialias only when shrinking)": per_call_ms(
-            lambda im: random_resized_crop(im, SIZE, 0.25, seed), shrunk),
+            lambda im: random_resized_crop(im, SIZE, 0.25, seed), shrunk
+        ),
         "random_flip, uint8 source (now)": per_call_ms(lambda im: random_flip(im, seed), shrunk),
-        "keras RandomFlip, float32 batch of 32 (before)": per_call_ms(lambda b: keras_flip(b, training=True), [batch] * 10),
+        "keras RandomFlip, float32 batch of 32 (before)": per_call_ms(
+            lambda b: keras_flip(b, training=True), [batch] * 10
+        ),
     }
     return {name: round(ms, 3) for name, ms in costs.items()}
 
@@ -90,11 +93,17 @@ def main() -> None:
     costs = json.loads(child.stdout.strip().splitlines()[-1])
     for name, ms in costs.items():
         print(f"{name:55s} {ms:7.2f} ms per call (one thread)")
-    result = {"stage_ms_per_call_one_thread": costs,
-              "pipeline_ms_per_batch": {"uncached": pipeline_ms_per_batch(source, False),
-                                        "cached": pipeline_ms_per_batch(source, True)}}
-    print(f"training_epochs alone (all cores), steady state: {result['pipeline_ms_per_batch']['uncached']} ms per "
-          f"batch uncached, {result['pipeline_ms_per_batch']['cached']} ms cached")
+    result = {
+        "stage_ms_per_call_one_thread": costs,
+        "pipeline_ms_per_batch": {
+            "uncached": pipeline_ms_per_batch(source, False),
+            "cached": pipeline_ms_per_batch(source, True),
+        },
+    }
+    print(
+        f"training_epochs alone (all cores), steady state: {result['pipeline_ms_per_batch']['uncached']} ms per "
+        f"batch uncached, {result['pipeline_ms_per_batch']['cached']} ms cached"
+    )
     write_result("profile_input_pipeline", result)
 
 

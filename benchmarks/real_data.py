@@ -25,10 +25,16 @@ from common import ROOT, assets, write_result
 RUNS = {
     "flowers_feature_extraction": ("flowers_feature_extraction.yaml", [], ["accuracy", "top5_accuracy"]),
     "flowers_fine_tune": ("flowers_fine_tune.yaml", [], ["accuracy", "top5_accuracy"]),
-    "pennfudan_detection": ("pennfudan_detection.yaml", ["train.head_epochs=4", "train.epochs=10"],
-                            ["map_50", "map_50_95"]),
-    "pennfudan_segmentation": ("pennfudan_segmentation.yaml", ["train.head_epochs=3", "train.epochs=7"],
-                               ["per_class_iou.person", "miou"]),
+    "pennfudan_detection": (
+        "pennfudan_detection.yaml",
+        ["train.head_epochs=4", "train.epochs=10"],
+        ["map_50", "map_50_95"],
+    ),
+    "pennfudan_segmentation": (
+        "pennfudan_segmentation.yaml",
+        ["train.head_epochs=3", "train.epochs=7"],
+        ["per_class_iou.person", "miou"],
+    ),
 }
 
 
@@ -56,8 +62,11 @@ def run_recipe(recipe: str, overrides: list[str], output: Path) -> dict:
     child.returncode = code
     if code != 0:
         raise RuntimeError(f"{recipe} failed (exit {code}):\n{log_tail}")
-    return {"wall_s": round(wall, 1), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),  # ru_maxrss: KiB on Linux
-            "metrics": json.loads((output / "metrics.json").read_text())}
+    return {
+        "wall_s": round(wall, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),  # ru_maxrss: KiB on Linux
+        "metrics": json.loads((output / "metrics.json").read_text()),
+    }
 
 
 def main() -> None:
@@ -71,10 +80,12 @@ def main() -> None:
             recipe, quick, keys = RUNS[name]
             overrides = [] if args.full else quick
             run = run_recipe(recipe, overrides, Path(work) / name)
-            results[name] = {"command": " ".join(["kerascv-tl train", f"recipes/{recipe}"]
-                                                 + [f"--set {o}" for o in overrides]),
-                             **{key: figure(run["metrics"], key) for key in keys},
-                             "wall_s": run["wall_s"], "peak_rss_gb": run["peak_rss_gb"]}
+            results[name] = {
+                "command": " ".join(["kerascv-tl train", f"recipes/{recipe}"] + [f"--set {o}" for o in overrides]),
+                **{key: figure(run["metrics"], key) for key in keys},
+                "wall_s": run["wall_s"],
+                "peak_rss_gb": run["peak_rss_gb"],
+            }
             shown = ", ".join(f"{key} {results[name][key]:.3f}" for key in keys)
             print(f"{name:28s} {shown}   {run['wall_s'] / 60:5.1f} min   peak RSS {run['peak_rss_gb']:.2f} GB")
     write_result("real_data", {"runs": results})

@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import assets, median, mobilenet_v2_weights, write_result
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from common import assets, median, mobilenet_v2_weights, write_result
 from PIL import Image  # noqa: E402
 
 from kerascv_tl.data.decode import decode_image  # noqa: E402
@@ -107,17 +106,22 @@ def measure(task: str, repeats: int, work: Path) -> dict:
     served, predicted = median(times["savedmodel_jpeg_bytes"]), median(times["keras_predict_decoded"])
     floor = median(times["traced_predict_step_decoded"])
     result = {
-        "batch": BATCH, "repeats": repeats,
-        "savedmodel_jpeg_bytes_s": round(served, 4), "keras_predict_decoded_s": round(predicted, 4),
+        "batch": BATCH,
+        "repeats": repeats,
+        "savedmodel_jpeg_bytes_s": round(served, 4),
+        "keras_predict_decoded_s": round(predicted, 4),
         "traced_predict_step_decoded_s": round(floor, 4),
-        "savedmodel_images_per_s": round(BATCH / served, 1), "keras_predict_images_per_s": round(BATCH / predicted, 1),
+        "savedmodel_images_per_s": round(BATCH / served, 1),
+        "keras_predict_images_per_s": round(BATCH / predicted, 1),
         "latency_ratio": round(served / predicted, 3),
         "latency_ratio_vs_traced_predict_step": round(served / floor, 3),
     }
-    print(f"{task:14s} SavedModel from JPEG bytes {served * 1000:7.1f} ms ({BATCH / served:5.1f} img/s)   "
-          f"model.predict on decoded {predicted * 1000:7.1f} ms ({BATCH / predicted:5.1f} img/s)   "
-          f"ratio {served / predicted:.3f} (goal <= 1.15)   traced predict_step {floor * 1000:7.1f} ms "
-          f"(ratio {served / floor:.3f})")
+    print(
+        f"{task:14s} SavedModel from JPEG bytes {served * 1000:7.1f} ms ({BATCH / served:5.1f} img/s)   "
+        f"model.predict on decoded {predicted * 1000:7.1f} ms ({BATCH / predicted:5.1f} img/s)   "
+        f"ratio {served / predicted:.3f} (goal <= 1.15)   traced predict_step {floor * 1000:7.1f} ms "
+        f"(ratio {served / floor:.3f})"
+    )
     return result
 
 
@@ -132,12 +136,16 @@ def main() -> None:
         for task in args.tasks.split(","):
             results[task] = measure(task, args.repeats, Path(work))
             keras.backend.clear_session()
-    write_result("serving", {
-        "setup": "batch of 32 photos; classification MobileNetV2 224 px (flowers5 JPEGs); detection RetinaNet and "
-                 "segmentation DeepLabV3+ on MobileNetV2 at 256 px (pennfudan photos as JPEG q90); ImageNet "
-                 "backbone, untrained heads",
-        "goal": "latency ratio <= 1.15", **results,
-    })
+    write_result(
+        "serving",
+        {
+            "setup": "batch of 32 photos; classification MobileNetV2 224 px (flowers5 JPEGs); detection RetinaNet and "
+            "segmentation DeepLabV3+ on MobileNetV2 at 256 px (pennfudan photos as JPEG q90); ImageNet "
+            "backbone, untrained heads",
+            "goal": "latency ratio <= 1.15",
+            **results,
+        },
+    )
 
 
 if __name__ == "__main__":

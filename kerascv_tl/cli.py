@@ -40,13 +40,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args) or 0
-    except (ConfigError, DataError, WeightsError, RunExistsError, UnsafeModelError, FileNotFoundError,
-            FileExistsError) as e:
+    except (
+        ConfigError,
+        DataError,
+        WeightsError,
+        RunExistsError,
+        UnsafeModelError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
 def _parser() -> argparse.ArgumentParser:
+    """Long: one declaration per subcommand and option, so the CLI contract reads top to bottom."""
     from kerascv_tl.config import STRATEGIES  # no TensorFlow import
 
     parser = argparse.ArgumentParser(prog="kerascv-tl", description=__doc__.split("\n")[0])
@@ -54,19 +62,34 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="run a recipe config")
     p.add_argument("config", help="recipe YAML, e.g. recipes/flowers_fine_tune.yaml")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
+    )
     p.add_argument("--output", help="run folder (default: <output_dir>/<config name>)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in the folder")
     p.add_argument("--export", action="store_true", help="also export a SavedModel when training ends")
-    p.add_argument("--strategy", choices=STRATEGIES,
-                   help="tf.distribute strategy, same as --set strategy=NAME (default: the config's, auto)")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="tf.distribute strategy, same as --set strategy=NAME (default: the config's, auto)",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("check-data", help="check a recipe's dataset: every bad file and why, then a summary")
     p.add_argument("config", help="recipe YAML")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set data.train=other/folder (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set data.train=other/folder (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check_data)
 
@@ -88,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="classification: how many classes to print")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of text")
-    p.add_argument("--output-dir", default="predictions", help="detection and segmentation: where the annotated copies go")
+    p.add_argument(
+        "--output-dir", default="predictions", help="detection and segmentation: where the annotated copies go"
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("backbones", help="list registered backbones with parameter counts and input sizes")
@@ -131,8 +156,11 @@ def cmd_check_data(args) -> int:
         print(f"{problem['message']}  [{problem['action'] if skip else 'stops training'}]")
     print(check.summary())
     if check.problems:
-        print("data.on_bad is skip: `train` leaves these out and trains on the rest" if skip else
-              "data.on_bad is fail: `train` stops before training until these are fixed")
+        print(
+            "data.on_bad is skip: `train` leaves these out and trains on the rest"
+            if skip
+            else "data.on_bad is fail: `train` stops before training until these are fixed"
+        )
     return 1 if check.problems else 0
 
 
@@ -181,8 +209,11 @@ def cmd_evaluate(args) -> int:
         loaded, folder = load_serving(model_path)
         card = json.loads((folder / "model_card.json").read_text())
         task = get_task(card.get("task", "classification"))
-        out = (Path(args.output) if args.output
-               else Path("runs") / "eval" / f"{folder.parent.name}-v{folder.name}-{data_name}")
+        out = (
+            Path(args.output)
+            if args.output
+            else Path("runs") / "eval" / f"{folder.parent.name}-v{folder.name}-{data_name}"
+        )
         metrics = task.evaluate_saved_model(loaded, folder, card, args.data, out, args.batch_size)
     print(f"{task.evaluation_line(metrics)}; reports in {out}")
     return 0
@@ -228,8 +259,10 @@ def cmd_backbones(args) -> int:
     for name, spec in REGISTRY.items():
         params = spec.build(spec.default_image_size, None).count_params()
         pyramid = "/".join(str(s) for s in spec.pyramid_strides) or "-"
-        print(f"{name:<20} {spec.source:<20} {params:>12,} {spec.default_image_size:>7}  {spec.pooling:<7} "
-              f"{pyramid:<9} {spec.preprocessing.source}")
+        print(
+            f"{name:<20} {spec.source:<20} {params:>12,} {spec.default_image_size:>7}  {spec.pooling:<7} "
+            f"{pyramid:<9} {spec.preprocessing.source}"
+        )
     return 0
 
 

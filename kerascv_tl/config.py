@@ -66,8 +66,9 @@ class DataConfig:
     train: str = ""
     val: str | None = None  # same kinds; None -> seeded split of `train`
     # segmentation: a folder with images/ and masks/ (matched by file stem), or the pennfudan folder
-    format: str = field(default="auto", metadata=_choices("auto", "folder", "csv", "tfds", "coco", "voc", "yolo",
-                                                           "pennfudan", "masks"))
+    format: str = field(
+        default="auto", metadata=_choices("auto", "folder", "csv", "tfds", "coco", "voc", "yolo", "pennfudan", "masks")
+    )
     image_root: str | None = None  # COCO: folder the JSON's file names are relative to (default: the JSON's folder)
     val_image_root: str | None = None  # COCO validation images (default: image_root)
     classes: str | None = None  # YOLO names YAML; segmentation: YAML/JSON (list or {mask id: name}) or "a,b,c"
@@ -120,7 +121,7 @@ class TrainConfig:
     cache_features: bool = False  # feature_extraction: run the frozen backbone once, train on embeddings
     feature_cache_dir: str | None = None  # default: <output_dir>/.feature_cache
     head_epochs: int = 3  # fine_tune phase 1
-    unfreeze: Union[int, str] = "all"  # fine_tune phase 2: "all", top N blocks, or a layer name
+    unfreeze: int | str = "all"  # fine_tune phase 2: "all", top N blocks, or a layer name
     fine_tune_learning_rate: float = 1e-4
     warmup_epochs: int = 1
     backup_every_steps: int = 0  # 0: BackupAndRestore saves at each epoch end only
@@ -153,7 +154,7 @@ class RecipeConfig:
     precision: str = field(default="float32", metadata=_choices(*PRECISIONS))
     # XLA for every model.compile: true, false, or auto = off when TensorFlow sees only CPUs (measured training on
     # 2 cores: MobileNetV2 7x, MobileNetV3Small 9x, EfficientNetB0 13x slower, ResNet50 1-1.5x), Keras' "auto" elsewhere
-    jit_compile: Union[bool, str] = field(default="auto", metadata=_choices("auto", "true", "false"))
+    jit_compile: bool | str = field(default="auto", metadata=_choices("auto", "true", "false"))
     output_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)

@@ -6,8 +6,6 @@ when there is more than one GPU, else the default (single-device) strategy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import json
 import logging
@@ -15,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 

@@ -21,7 +21,7 @@ earlier measurement, 1.5x slower in `benchmarks/precision_jit.py`).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import keras
 

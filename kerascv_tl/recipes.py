@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from kerascv_tl.backbones import backbone_from_config
 from kerascv_tl.data.check import apply_on_bad, check_data
-from kerascv_tl.distribute import (detach_from_strategy, discard_worker_run_dir, resolve_strategy, scale_for_replicas,
-                                  synchronize_batch_norm, worker_run_dir)
+from kerascv_tl.distribute import (
+    detach_from_strategy,
+    discard_worker_run_dir,
+    resolve_strategy,
+    scale_for_replicas,
+    synchronize_batch_norm,
+    worker_run_dir,
+)
 from kerascv_tl.export.card import model_card
 from kerascv_tl.precision import precision_scope
 from kerascv_tl.run_folder import RunExistsError, RunFolder, default_run_dir
@@ -33,8 +39,13 @@ log = logging.getLogger(__name__)
 __all__ = ["RunExistsError", "RunFolder", "checked_sources", "default_run_dir", "finish", "set_up", "train"]
 
 
-def train(config: RecipeConfig, output: str | Path | None = None, overwrite: bool = False,
-          config_path: str | None = None, verbose: int = 2) -> tuple[RunFolder, dict]:
+def train(
+    config: RecipeConfig,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    config_path: str | None = None,
+    verbose: int = 2,
+) -> tuple[RunFolder, dict]:
     """Runs the config's recipe in a run folder (resuming an interrupted one); returns (run, metrics)."""
     started = time.time()
     task = get_task(config.task)
@@ -48,11 +59,19 @@ def train(config: RecipeConfig, output: str | Path | None = None, overwrite: boo
     strategy = resolve_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     config = scale_for_replicas(config, replicas)
-    atomic_write_json(run / "distribution.json", {
-        "strategy": type(strategy).__name__, "replicas": replicas, "global_batch_size": config.train.batch_size,
-        "learning_rate": config.train.learning_rate, "fine_tune_learning_rate": config.train.fine_tune_learning_rate})
-    log.info("strategy %s with %d replica(s): global batch %d", type(strategy).__name__, replicas,
-             config.train.batch_size)
+    atomic_write_json(
+        run / "distribution.json",
+        {
+            "strategy": type(strategy).__name__,
+            "replicas": replicas,
+            "global_batch_size": config.train.batch_size,
+            "learning_rate": config.train.learning_rate,
+            "fine_tune_learning_rate": config.train.fine_tune_learning_rate,
+        },
+    )
+    log.info(
+        "strategy %s with %d replica(s): global batch %d", type(strategy).__name__, replicas, config.train.batch_size
+    )
     setup = set_up(task, config, run, strategy)
     if replicas > 1 and config.train.sync_batch_norm:
         log.info("BatchNorm statistics over the global batch in %d layer(s)", synchronize_batch_norm(setup.model))
@@ -94,10 +113,19 @@ def finish(task: Task, setup: TaskSetup) -> dict:
     """Saves the final model, evaluates it on the validation data and writes the model card."""
     run, config = setup.run, setup.config
     run.save_model(setup.model)
-    metrics = task.evaluate(setup.model, setup.val, config, run.root, setup.class_names, config.train.batch_size,
-                            run.history_files(), task.run_summary(setup))
+    metrics = task.evaluate(
+        setup.model,
+        setup.val,
+        config,
+        run.root,
+        setup.class_names,
+        config.train.batch_size,
+        run.history_files(),
+        task.run_summary(setup),
+    )
     headline = {k: metrics[k] for k in task.card_metrics if k in metrics}
-    card = model_card(config, setup.class_names, setup.backbone.info(), task.serving_resize(config), headline,
-                      str(run.root))
+    card = model_card(
+        config, setup.class_names, setup.backbone.info(), task.serving_resize(config), headline, str(run.root)
+    )
     run.write_model_card(card)
     return metrics

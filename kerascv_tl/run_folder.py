@@ -59,12 +59,15 @@ class RunFolder:
     def prepare(self, config: RecipeConfig, overwrite: bool = False) -> None:
         """Creates the folder, refusing to clobber a finished run or resume one with another config."""
         text = config.to_yaml()
-        holds_other_files = (self.root.is_dir() and any(self.root.iterdir())
-                             and not (self.root / "config.yaml").is_file())
+        holds_other_files = (
+            self.root.is_dir() and any(self.root.iterdir()) and not (self.root / "config.yaml").is_file()
+        )
         if holds_other_files or (self.root.exists() and not self.root.is_dir()):
             # --overwrite deletes run folders only: a mistyped --output must not cost someone their files.
-            raise RunExistsError(f"{self.root} is not empty and holds no run (no config.yaml); refusing to "
-                                 f"{'delete' if overwrite else 'write into'} it. Choose another --output")
+            raise RunExistsError(
+                f"{self.root} is not empty and holds no run (no config.yaml); refusing to "
+                f"{'delete' if overwrite else 'write into'} it. Choose another --output"
+            )
         if self.root.exists() and overwrite:
             shutil.rmtree(self.root)
         elif self.is_finished():
@@ -97,8 +100,8 @@ class RunFolder:
         """The run's final model; `.keras` files load with safe_mode (no arbitrary code)."""
         import kerascv_tl.tasks.classifier  # noqa: F401  (registers the package's layers for deserialisation)
         import kerascv_tl.tasks.detector  # noqa: F401  (the pyramid encoder)
-        import kerascv_tl.tasks.segmenter  # noqa: F401
         import kerascv_tl.tasks.retinanet  # noqa: F401  (imports KerasHub, so only when a run is loaded)
+        import kerascv_tl.tasks.segmenter  # noqa: F401
         import kerascv_tl.training.optimizers  # noqa: F401  (the global-clip optimizers)
         from kerascv_tl.utils.model_files import load_keras_model
 
@@ -114,8 +117,10 @@ class RunFolder:
 
     def write_timings(self, started: float) -> dict:
         """timings.json: wall times stay out of metrics.json, so two runs with the same seed write identical metrics."""
-        timings = {"train_wall_time_s": round(self.training_seconds(), 1),
-                   "this_invocation_wall_time_s": round(time.time() - started, 1)}
+        timings = {
+            "train_wall_time_s": round(self.training_seconds(), 1),
+            "this_invocation_wall_time_s": round(time.time() - started, 1),
+        }
         atomic_write_json(self / "timings.json", timings)
         return timings
 

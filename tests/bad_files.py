@@ -65,8 +65,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def raw_png(path: Path, width: int, height: int, bit_depth: int, colour_type: int, rows: bytes) -> Path:
     """A PNG written byte by byte (PIL cannot write 16-bit RGB, nor lie about the size)."""
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows))
-                     + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -120,9 +124,15 @@ def non_utf8_name(folder: Path, stem: bytes = b"caf\xe9", suffix: str = ".png") 
 
 def valid_oddities(folder: Path) -> list[Path]:
     """The unusual but valid images every reader must accept: CMYK, 16-bit, grey, RGBA, palette, GIF, EXIF."""
-    return [cmyk_jpeg(folder / "cmyk.jpg"), rgb16_png(folder / "deep.png", (65535, 0, 0)),
-            png(folder / "grey.png", mode="L"), png(folder / "rgba.png", mode="RGBA"), palette_png(folder / "palette.png"),
-            animated_gif(folder / "anim.gif"), exif_rotated_jpeg(folder / "phone.jpg", noise(16, 40))]
+    return [
+        cmyk_jpeg(folder / "cmyk.jpg"),
+        rgb16_png(folder / "deep.png", (65535, 0, 0)),
+        png(folder / "grey.png", mode="L"),
+        png(folder / "rgba.png", mode="RGBA"),
+        palette_png(folder / "palette.png"),
+        animated_gif(folder / "anim.gif"),
+        exif_rotated_jpeg(folder / "phone.jpg", noise(16, 40)),
+    ]
 
 
 def broken_images(folder: Path, empty_name: str = "empty.png") -> None:

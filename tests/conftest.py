@@ -8,7 +8,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
-
 from support import assets_root
 
 
@@ -45,8 +44,9 @@ def shapes_classification(tmp_path_factory) -> Path:
     """Tiny synthetic 3-class dataset: root/train/<class>/*.png and root/val/<class>/*.png, 32 px."""
     from kerascv_tl.data.synthetic import write_classification_dataset
 
-    return write_classification_dataset(tmp_path_factory.mktemp("shapes"), train_per_class=8, val_per_class=4,
-                                        image_size=32, seed=0)
+    return write_classification_dataset(
+        tmp_path_factory.mktemp("shapes"), train_per_class=8, val_per_class=4, image_size=32, seed=0
+    )
 
 
 def pytest_collection_modifyitems(config, items):

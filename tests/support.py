@@ -17,9 +17,15 @@ def assets_root() -> Path:
 def tiny_overrides(shapes: Path, **extra) -> list[str]:
     """Overrides for a fast CPU run on the tiny shapes dataset with a random-init MobileNetV2."""
     values = {
-        "data.train": f"{shapes}/train", "data.val": f"{shapes}/val", "data.image_size": 32,
-        "backbone.name": "mobilenet_v2", "backbone.weights": "none", "train.batch_size": 8,
-        "train.epochs": 1, "train.head_epochs": 1, "train.early_stopping_patience": 0,
+        "data.train": f"{shapes}/train",
+        "data.val": f"{shapes}/val",
+        "data.image_size": 32,
+        "backbone.name": "mobilenet_v2",
+        "backbone.weights": "none",
+        "train.batch_size": 8,
+        "train.epochs": 1,
+        "train.head_epochs": 1,
+        "train.early_stopping_patience": 0,
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]

@@ -38,10 +38,32 @@ def test_train_export_predict_evaluate_round_trip(trained_run, shapes_classifica
     assert set(line["classes"]) <= {"circle", "square", "triangle"} and line["scores"][0] >= line["scores"][1]
 
     # The run folder and the SavedModel score the same images identically.
-    assert main(["evaluate", str(trained_run), "--data", str(shapes_classification / "val"),
-                 "--output", str(tmp_path / "eval_run")]) == 0
-    assert main(["evaluate", str(folder), "--data", str(shapes_classification / "val"),
-                 "--output", str(tmp_path / "eval_saved")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(trained_run),
+                "--data",
+                str(shapes_classification / "val"),
+                "--output",
+                str(tmp_path / "eval_run"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                str(folder),
+                "--data",
+                str(shapes_classification / "val"),
+                "--output",
+                str(tmp_path / "eval_saved"),
+            ]
+        )
+        == 0
+    )
     from_run = json.loads((tmp_path / "eval_run" / "metrics.json").read_text())
     from_saved = json.loads((tmp_path / "eval_saved" / "metrics.json").read_text())
     assert from_run["num_examples"] == from_saved["num_examples"] == 12
@@ -69,8 +91,11 @@ def test_predict_names_bad_files(trained_run, tmp_path, capsys):
 
 
 def test_config_errors_are_one_line_without_traceback(shapes_classification, tmp_path):
-    command = [sys.executable, "-m", "kerascv_tl.cli"] + _train_args(shapes_classification, tmp_path / "r") + [
-        "--set", "train.epochz=3"]
+    command = (
+        [sys.executable, "-m", "kerascv_tl.cli"]
+        + _train_args(shapes_classification, tmp_path / "r")
+        + ["--set", "train.epochz=3"]
+    )
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -84,7 +109,9 @@ def test_imagenet_weights_offline_fail_fast_with_the_file_and_cache_folder(shape
     if wanted.exists():
         pytest.skip(f"{wanted} is cached, so Keras would not need the network")
     started = time.time()
-    code = main(_train_args(shapes_classification, tmp_path / "r", "backbone.name=resnet50", "backbone.weights=imagenet"))
+    code = main(
+        _train_args(shapes_classification, tmp_path / "r", "backbone.name=resnet50", "backbone.weights=imagenet")
+    )
     elapsed = time.time() - started
     err = capsys.readouterr().err
     assert code == 2 and elapsed < 10
@@ -94,9 +121,22 @@ def test_imagenet_weights_offline_fail_fast_with_the_file_and_cache_folder(shape
 def test_backbones_lists_the_registry(capsys):
     assert main(["backbones"]) == 0
     out = capsys.readouterr().out
-    for name in ("resnet50", "resnet101", "resnet152", "resnet50_v2", "mobilenet_v2", "mobilenet_v3_small",
-                 "mobilenet_v3_large", "efficientnet_b0", "efficientnetv2_b0", "convnext_tiny", "vit_tiny16",
-                 "vit_base16", "hub_resnet18", "hub_resnet50"):
+    for name in (
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "resnet50_v2",
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "efficientnetv2_b0",
+        "convnext_tiny",
+        "vit_tiny16",
+        "vit_base16",
+        "hub_resnet18",
+        "hub_resnet50",
+    ):
         assert f"\n{name} " in out
     assert "2,257,984" in out  # MobileNetV2 without its top, as keras.applications counts it
     assert "23,561,152" in out  # KerasHub's resnet_50_imagenet preset metadata gives the same count
@@ -110,8 +150,9 @@ def test_check_data_lists_every_problem_then_a_summary(shapes_classification, tm
     recipe = str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml")
     clean = ["--set", f"data.train={shapes_classification}/train", "--set", f"data.val={shapes_classification}/val"]
     assert main(["check-data", recipe, *clean]) == 0
-    assert capsys.readouterr().out.strip() == ("data check: 36 file(s) checked, no problems; 24 training and 12 "
-                                               "validation examples kept")
+    assert capsys.readouterr().out.strip() == (
+        "data check: 36 file(s) checked, no problems; 24 training and 12 validation examples kept"
+    )
     shutil.copytree(shapes_classification / "train", tmp_path / "train")
     empty = bad_files.zero_byte(tmp_path / "train" / "square" / "empty.png")
     page = bad_files.text_as_image(tmp_path / "train" / "square" / "page.jpg")

@@ -330,13 +330,16 @@ def test_precision_and_jit_compile_defaults_and_overrides(tmp_path):
     assert load_config(_write(tmp_path, config.to_yaml(), "dumped.yaml")) == config  # YAML round trip
 
 
-@pytest.mark.parametrize("override, allowed", [
-    ("precision=float16", "float32, mixed_float16, mixed_bfloat16"),
-    ("precision=true", "float32, mixed_float16, mixed_bfloat16"),
-    ("jit_compile=maybe", "auto, true, false"),
-    ("jit_compile=1", "auto, true, false"),
-    ("jit_compile=[true]", "auto, true, false"),
-])
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("precision=float16", "float32, mixed_float16, mixed_bfloat16"),
+        ("precision=true", "float32, mixed_float16, mixed_bfloat16"),
+        ("jit_compile=maybe", "auto, true, false"),
+        ("jit_compile=1", "auto, true, false"),
+        ("jit_compile=[true]", "auto, true, false"),
+    ],
+)
 def test_precision_and_jit_compile_errors_name_the_key_and_allowed_values(override, allowed):
     key = override.split("=")[0]
     with pytest.raises(ConfigError) as info:
@@ -344,22 +347,26 @@ def test_precision_and_jit_compile_errors_name_the_key_and_allowed_values(overri
     assert f"{key} must be" in str(info.value) and allowed in str(info.value)
 
 
-@pytest.mark.parametrize("task, monitor", [("classification", "val_accuracy"), ("detection", "val_loss"),
-                                           ("segmentation", "val_mean_iou")])
+@pytest.mark.parametrize(
+    "task, monitor", [("classification", "val_accuracy"), ("detection", "val_loss"), ("segmentation", "val_mean_iou")]
+)
 def test_monitor_auto_is_the_tasks_default_and_an_explicit_one_is_kept(task, monitor):
     assert load_config(None, [f"task={task}"]).train.monitor == monitor
     assert load_config(None, [f"task={task}", "train.monitor=val_loss"]).train.monitor == "val_loss"
 
 
-@pytest.mark.parametrize("task, key, value, why", [
-    ("detection", "data.crop_fraction", "0.9", "letterboxes"),
-    ("detection", "data.augment.mixup_alpha", "0.2", "not box-aware"),
-    ("detection", "train.label_smoothing", "0.1", "focal loss"),
-    ("segmentation", "head.dropout", "0.5", "no dropout"),
-    ("segmentation", "export.top_k", "3", "classification"),
-    ("classification", "data.max_boxes", "10", "detection"),
-    ("classification", "head.architecture", "segformer", "segmentation"),
-])
+@pytest.mark.parametrize(
+    "task, key, value, why",
+    [
+        ("detection", "data.crop_fraction", "0.9", "letterboxes"),
+        ("detection", "data.augment.mixup_alpha", "0.2", "not box-aware"),
+        ("detection", "train.label_smoothing", "0.1", "focal loss"),
+        ("segmentation", "head.dropout", "0.5", "no dropout"),
+        ("segmentation", "export.top_k", "3", "classification"),
+        ("classification", "data.max_boxes", "10", "detection"),
+        ("classification", "head.architecture", "segformer", "segmentation"),
+    ],
+)
 def test_a_key_the_task_does_not_use_is_refused_naming_key_and_task(task, key, value, why):
     with pytest.raises(ConfigError, match=rf"{re.escape(key)} is not used by {task} \(.*{why}"):
         load_config(None, [f"task={task}", f"{key}={value}"])

@@ -14,8 +14,10 @@ def test_auto_on_this_cpu_is_the_default_strategy_and_each_strategy_is_made_once
         resolve_strategy("nccl")
 
 
-@pytest.mark.parametrize("mode, batch, lr, fine_tune_lr", [
-    ("none", 32, 1e-3, 1e-4), ("batch", 128, 1e-3, 1e-4), ("batch_and_lr", 128, 4e-3, 4e-4)])
+@pytest.mark.parametrize(
+    "mode, batch, lr, fine_tune_lr",
+    [("none", 32, 1e-3, 1e-4), ("batch", 128, 1e-3, 1e-4), ("batch_and_lr", 128, 4e-3, 4e-4)],
+)
 def test_scaling_to_replicas(mode, batch, lr, fine_tune_lr):
     config = load_config(None, [f"train.scale_to_replicas={mode}", "train.batch_size=32"])
     scaled = scale_for_replicas(config, 4)

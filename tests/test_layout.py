@@ -15,7 +15,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "kerascv_tl"
 MAX_LINES = 400
 TASK_MODULES = {"tasks/registry.py", "tasks/base.py"} | {
-    f"tasks/{name}.py" for name in ("classification", "detection", "segmentation", "multi_label")}
+    f"tasks/{name}.py" for name in ("classification", "detection", "segmentation", "multi_label")
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -31,15 +32,22 @@ def _modules() -> dict[str, Path]:
 
 def test_no_task_string_dispatch_outside_the_registry_and_the_task_modules():
     pattern = re.compile(r"task ?== ?['\"]|config\.task ?==")
-    offenders = [f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
-                 for path in PACKAGE.rglob("*.py") if path.relative_to(PACKAGE).as_posix() not in TASK_MODULES
-                 for number, line in enumerate(path.read_text().splitlines(), start=1) if pattern.search(line)]
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).as_posix() not in TASK_MODULES
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if pattern.search(line)
+    ]
     assert not offenders, "\n".join(offenders)
 
 
 def test_no_module_over_400_lines():
-    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, long
 
 
@@ -93,7 +101,7 @@ def test_no_import_cycles():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt] if nxt in stack else [node, nxt])
             elif nxt not in state:
                 walk(nxt, stack + [nxt])
         state[node] = 2

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -17,8 +16,17 @@ if TYPE_CHECKING:
     from kerascv_tl.config import RecipeConfig
 
 __all__ = [
-    "Backbone", "BackboneSpec", "ImagePreprocessing", "Preprocessing", "REGISTRY", "WeightsError",
-    "backbone_blocks", "backbone_from_config", "build_backbone", "get_backbone_spec", "list_backbones",
+    "Backbone",
+    "BackboneSpec",
+    "ImagePreprocessing",
+    "Preprocessing",
+    "REGISTRY",
+    "WeightsError",
+    "backbone_blocks",
+    "backbone_from_config",
+    "build_backbone",
+    "get_backbone_spec",
+    "list_backbones",
     "pyramid_layer_names",
 ]
 
@@ -72,7 +80,7 @@ def build_backbone(
     name: str,
     weights: str | None = "imagenet",
     image_size: int | None = None,
-    preprocessing: "Preprocessing | dict | None" = None,
+    preprocessing: Preprocessing | dict | None = None,
     fallback_to_random: bool = False,
 ) -> Backbone:
     """Builds a backbone by registry name (or KerasHub preset handle / local preset folder).
@@ -103,8 +111,12 @@ def backbone_from_config(config: RecipeConfig) -> Backbone:
     bb = config.backbone
     preprocessing = None
     if bb.preprocessing is not None:
-        preprocessing = {"scale": bb.preprocessing.scale, "mean": bb.preprocessing.mean,
-                         "std": bb.preprocessing.std, "channel_order": bb.preprocessing.channel_order}
+        preprocessing = {
+            "scale": bb.preprocessing.scale,
+            "mean": bb.preprocessing.mean,
+            "std": bb.preprocessing.std,
+            "channel_order": bb.preprocessing.channel_order,
+        }
     return build_backbone(bb.name, bb.weights, config.data.image_size, preprocessing, bb.fallback_to_random)
 
 

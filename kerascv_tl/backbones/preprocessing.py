@@ -28,7 +28,7 @@ class Preprocessing:
     source: str = "identity"  # where these numbers came from, for the model card
 
     @classmethod
-    def keras_mode(cls, mode: str) -> "Preprocessing":
+    def keras_mode(cls, mode: str) -> Preprocessing:
         """The constants behind `keras.applications.imagenet_utils.preprocess_input(mode=...)`."""
         if mode == "caffe":
             return cls(1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0), "BGR", "keras preprocess_input mode=caffe")
@@ -41,7 +41,7 @@ class Preprocessing:
         raise ValueError(f"unknown keras preprocessing mode {mode!r}; expected caffe, tf, torch or none")
 
     @classmethod
-    def from_dict(cls, data: dict, source: str) -> "Preprocessing":
+    def from_dict(cls, data: dict, source: str) -> Preprocessing:
         unknown = set(data) - {"scale", "mean", "std", "channel_order", "source"}
         if unknown:
             raise ValueError(f"{source}: unknown preprocessing keys {sorted(unknown)}")
@@ -56,7 +56,7 @@ class Preprocessing:
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
-    def layer(self, name: str = "preprocessing") -> "ImagePreprocessing":
+    def layer(self, name: str = "preprocessing") -> ImagePreprocessing:
         return ImagePreprocessing(self.scale, self.mean, self.std, self.channel_order, name=name)
 
 

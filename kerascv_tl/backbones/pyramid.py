@@ -14,7 +14,6 @@ import keras
 from kerascv_tl.backbones.preprocessing import ImagePreprocessing
 
 
-
 def level_name(stride: int, level_offset: int = 0) -> str:
     """KerasHub's level key of a stride: P{log2(stride)} (ResNet, RetinaNet, DeepLabV3), or shifted by
     `level_offset` (SegFormer reads MiT's levels as P1..P4 for strides 4..32: offset 1)."""
@@ -30,12 +29,16 @@ class PyramidEncoder(keras.Model):
     shallow to deep) is what KerasHub's SegFormer head reads from an encoder.
     """
 
-    def __init__(self, backbone: keras.Model, pyramid_layers: dict, preprocessing: dict, level_offset: int = 0,
-                 **kwargs):
-        taps = {level_name(int(stride), level_offset): name
-                for stride, name in sorted(pyramid_layers.items(), key=lambda item: int(item[0]))}
-        features = keras.Model(backbone.input, {level: backbone.get_layer(name).output for level, name in taps.items()},
-                               name="features")
+    def __init__(
+        self, backbone: keras.Model, pyramid_layers: dict, preprocessing: dict, level_offset: int = 0, **kwargs
+    ):
+        taps = {
+            level_name(int(stride), level_offset): name
+            for stride, name in sorted(pyramid_layers.items(), key=lambda item: int(item[0]))
+        }
+        features = keras.Model(
+            backbone.input, {level: backbone.get_layer(name).output for level, name in taps.items()}, name="features"
+        )
         inputs = keras.Input(shape=backbone.input_shape[1:], name="images")
         x = ImagePreprocessing(**preprocessing, name="preprocessing")(inputs)
         outputs = features(x)
@@ -70,9 +73,16 @@ def pyramid_encoder(backbone, strides=None, level_offset: int = 0) -> PyramidEnc
     """A built `kerascv_tl.backbones.Backbone` -> `PyramidEncoder` tapping `strides` (default: the
     registry's 8/16/32); single-scale nets (ViT) are refused."""
     if not backbone.pyramid_strides:
-        raise ValueError(f"{backbone.name} has a single feature scale (no stride 8/16/32 pyramid); "
-                         "detection and segmentation need a convolutional backbone")
+        raise ValueError(
+            f"{backbone.name} has a single feature scale (no stride 8/16/32 pyramid); "
+            "detection and segmentation need a convolutional backbone"
+        )
     pre = backbone.preprocessing
-    preprocessing = {"scale": pre.scale, "mean": list(pre.mean), "std": list(pre.std), "channel_order": pre.channel_order}
+    preprocessing = {
+        "scale": pre.scale,
+        "mean": list(pre.mean),
+        "std": list(pre.std),
+        "channel_order": pre.channel_order,
+    }
     layers = backbone.pyramid_layers_at(strides or backbone.pyramid_strides)
     return PyramidEncoder(backbone.model, layers, preprocessing, level_offset, name="pyramid_encoder")

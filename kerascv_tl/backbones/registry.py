@@ -6,8 +6,8 @@ from KerasHub (KerasCV, where Keras' vision models used to live, is retired upst
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import keras
 
@@ -86,9 +86,15 @@ def _mit_b0(input_shape, weights):
     if weights is not None:
         raise ValueError("MiT weights come from a KerasHub preset; the registry resolves them")
     return keras_hub.models.MiTBackbone(
-        layerwise_depths=[2, 2, 2, 2], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
-        layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
-        layerwise_strides=[4, 2, 2, 2], hidden_dims=[32, 64, 160, 256], image_shape=input_shape,
+        layerwise_depths=[2, 2, 2, 2],
+        num_layers=4,
+        layerwise_num_heads=[1, 2, 5, 8],
+        layerwise_sr_ratios=[8, 4, 2, 1],
+        max_drop_path_rate=0.1,
+        layerwise_patch_sizes=[7, 3, 3, 3],
+        layerwise_strides=[4, 2, 2, 2],
+        hidden_dims=[32, 64, 160, 256],
+        image_shape=input_shape,
     )
 
 
@@ -110,30 +116,51 @@ _SPECS = [
     BackboneSpec("efficientnetv2_b0", "keras.applications", _applications(A.EfficientNetV2B0), 224, _INSIDE),
     BackboneSpec("convnext_tiny", "keras.applications", _applications(A.ConvNeXtTiny), 224, _INSIDE),
     BackboneSpec(
-        "hub_resnet18", "keras_hub", _hub_resnet([2, 2, 2, 2], "basic_block"), 224, _TORCH,
+        "hub_resnet18",
+        "keras_hub",
+        _hub_resnet([2, 2, 2, 2], "basic_block"),
+        224,
+        _TORCH,
         imagenet_preset="resnet_18_imagenet",
         description="KerasHub ResNet-18; weights=imagenet loads KerasHub's resnet_18_imagenet",
     ),
     BackboneSpec(
-        "hub_resnet50", "keras_hub", _hub_resnet([3, 4, 6, 3], "bottleneck_block"), 224, _TORCH,
+        "hub_resnet50",
+        "keras_hub",
+        _hub_resnet([3, 4, 6, 3], "bottleneck_block"),
+        224,
+        _TORCH,
         imagenet_preset="resnet_50_imagenet",
         description="KerasHub ResNet-50; weights=imagenet loads KerasHub's resnet_50_imagenet",
     ),
     BackboneSpec(
-        "mit_b0", "keras_hub", _mit_b0, 224, _TORCH,
+        "mit_b0",
+        "keras_hub",
+        _mit_b0,
+        224,
+        _TORCH,
         description="Mix Transformer B0, SegFormer's encoder; KerasHub's MiT presets are trained on ADE20K or "
-                    "Cityscapes (e.g. mit_b0_ade20k_512): pass a preset handle or folder as weights",
+        "Cityscapes (e.g. mit_b0_ade20k_512): pass a preset handle or folder as weights",
     ),
     BackboneSpec(
-        "vit_tiny16", "keras_hub", _vit(16, 12, 3, 192, 768), 224,
+        "vit_tiny16",
+        "keras_hub",
+        _vit(16, 12, 3, 192, 768),
+        224,
         Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),
-        pooling="token", pyramid_strides=(),
+        pooling="token",
+        pyramid_strides=(),
         description="ViT-Ti/16; no KerasHub ImageNet preset: pass a preset handle or folder as weights",
     ),
     BackboneSpec(
-        "vit_base16", "keras_hub", _vit(16, 12, 12, 768, 3072), 224,
+        "vit_base16",
+        "keras_hub",
+        _vit(16, 12, 12, 768, 3072),
+        224,
         Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),
-        pooling="token", pyramid_strides=(), imagenet_preset="vit_base_patch16_224_imagenet",
+        pooling="token",
+        pyramid_strides=(),
+        imagenet_preset="vit_base_patch16_224_imagenet",
         description="ViT-B/16; weights=imagenet loads KerasHub's vit_base_patch16_224_imagenet",
     ),
 ]

@@ -64,7 +64,9 @@ def is_preset_handle(value: str) -> bool:
     return "://" in value
 
 
-def resolve_weights(spec: BackboneSpec, weights: str | None, image_size: int, fallback_to_random: bool = False) -> ResolvedWeights:
+def resolve_weights(
+    spec: BackboneSpec, weights: str | None, image_size: int, fallback_to_random: bool = False
+) -> ResolvedWeights:
     input_shape = (image_size, image_size, 3)
     if isinstance(weights, os.PathLike):
         weights = os.fspath(weights)  # a pathlib.Path reaches the file checks and the error messages too
@@ -74,7 +76,8 @@ def resolve_weights(spec: BackboneSpec, weights: str | None, image_size: int, fa
         if spec.source == "keras_hub":
             if spec.imagenet_preset is None:
                 raise WeightsError(
-                    f"{spec.name} has no ImageNet preset in KerasHub; give a preset handle or a local preset folder as weights"
+                    f"{spec.name} has no ImageNet preset in KerasHub; give a preset handle or a local preset folder "
+                    "as weights"
                 )
             return load_preset(spec.imagenet_preset, image_size)
         return _keras_imagenet(spec, input_shape)
@@ -88,7 +91,9 @@ def resolve_weights(spec: BackboneSpec, weights: str | None, image_size: int, fa
     if fallback_to_random:
         log.warning(
             "WARNING: weights file %s not found; %s starts from RANDOM initialisation. "
-            "Expect much lower accuracy than with pretrained weights.", path, spec.name,
+            "Expect much lower accuracy than with pretrained weights.",
+            path,
+            spec.name,
         )
         model = spec.builder(input_shape, None)
         return ResolvedWeights(model, {"kind": "none", "wanted": str(path), "reason": "file not found"})
@@ -199,7 +204,12 @@ def load_preset(handle: str, image_size: int | None) -> ResolvedWeights:
             ) from None
         raise
     shape = getattr(model, "image_shape", None)
-    if image_size is not None and shape is not None and shape[0] is not None and tuple(shape[:2]) != (image_size, image_size):
+    if (
+        image_size is not None
+        and shape is not None
+        and shape[0] is not None
+        and tuple(shape[:2]) != (image_size, image_size)
+    ):
         raise WeightsError(f"preset {handle} expects {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
     if shape is not None and shape[0] is None:
         model = _with_fixed_image_size(model, image_size or DEFAULT_PRESET_IMAGE_SIZE)

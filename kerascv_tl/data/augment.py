@@ -32,8 +32,9 @@ def reseeder(layers):
 
     def reseed(index):
         for generator, first in zip(generators, initial):
-            generator.state.assign(tf.stack([tf.constant(first, generator.state.dtype),
-                                             tf.cast(index, generator.state.dtype) * 1024]))
+            generator.state.assign(
+                tf.stack([tf.constant(first, generator.state.dtype), tf.cast(index, generator.state.dtype) * 1024])
+            )
 
     return reseed
 

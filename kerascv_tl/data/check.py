@@ -14,14 +14,13 @@ one class, nothing left to train on) is a plain `DataError` either way.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import dataclasses
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kerascv_tl.data.errors import DataCheckError, DataError
 from kerascv_tl.data.image_check import image_problem
@@ -56,9 +55,14 @@ class DataCheck:
         return f"data check: {self.files_checked} file(s) checked, {len(self.problems)} problem(s) ({actions}); {sizes}"
 
     def to_dict(self) -> dict:
-        return {"files_checked": self.files_checked, "num_train": _size(self.train), "num_val": _size(self.val),
-                "num_problems": len(self.problems), "actions": self.problems.counts(),
-                "problems": list(self.problems)}
+        return {
+            "files_checked": self.files_checked,
+            "num_train": _size(self.train),
+            "num_val": _size(self.val),
+            "num_problems": len(self.problems),
+            "actions": self.problems.counts(),
+            "problems": list(self.problems),
+        }
 
 
 def check_data(config: RecipeConfig) -> DataCheck:
@@ -74,8 +78,11 @@ def check_data(config: RecipeConfig) -> DataCheck:
         good, opened = _checked(source, data, problems)
         checked += opened
         if _size(good) == 0 and source.image_paths() is not None:
-            raise DataError(f"{source.description}: no usable {name} images left; {len(problems)} problem(s) "
-                            f"found (kerascv-tl check-data lists them)", path=source.description)
+            raise DataError(
+                f"{source.description}: no usable {name} images left; {len(problems)} problem(s) "
+                f"found (kerascv-tl check-data lists them)",
+                path=source.description,
+            )
         kept.append(good)
     train, val = kept
     train = _without_validation_files(train, val, problems)
@@ -90,8 +97,10 @@ def apply_on_bad(check: DataCheck, on_bad: str) -> None:
     for problem in check.problems:
         log.warning("bad data: %s [%s]", problem["message"], problem["action"] if on_bad == "skip" else "fail")
     if on_bad == "fail":
-        raise DataCheckError(f"{check.summary()}. data.on_bad is fail, so training did not start: fix the "
-                             f"file(s) listed above, or set data.on_bad: skip to train without them")
+        raise DataCheckError(
+            f"{check.summary()}. data.on_bad is fail, so training did not start: fix the "
+            f"file(s) listed above, or set data.on_bad: skip to train without them"
+        )
     log.warning("!! %s. data.on_bad is skip: training goes on without them (listed above) !!", check.summary())
 
 
@@ -135,8 +144,7 @@ def _bad_images(paths, sizes, max_pixels: int, problems: ProblemLog, size_source
     bad = set()
     for index, (path, (reason, size)) in enumerate(zip(paths, results)):
         if reason is None and sizes is not None and tuple(size) != tuple(sizes[index]):
-            reason = (f"the image is {size[0]}x{size[1]} (upright) but {size_source} {sizes[index][0]}x"
-                      f"{sizes[index][1]}")
+            reason = f"the image is {size[0]}x{size[1]} (upright) but {size_source} {sizes[index][0]}x{sizes[index][1]}"
         if reason is not None:
             problems.add(path, reason)
             bad.add(index)
@@ -153,6 +161,9 @@ def _without_validation_files(train: Source, val: Source, problems: ProblemLog) 
     if not shared:
         return train
     for i in shared:
-        problems.add(train_paths[i], "is also a validation file; left out of training so that it cannot inflate "
-                                     "the validation metrics", "file skipped")
+        problems.add(
+            train_paths[i],
+            "is also a validation file; left out of training so that it cannot inflate the validation metrics",
+            "file skipped",
+        )
     return train.without(set(shared))

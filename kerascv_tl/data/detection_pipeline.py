@@ -33,9 +33,17 @@ SCALE_JITTER = (0.8, 1.2)  # training: random factor on the letterbox scale
 MIN_TRAIN_BOX_SIDE = 1.0  # training: boxes narrower or shorter than this (model pixels) after augmentation go
 
 
-def detection_dataset(source: DetectionSource, image_size: int, batch_size: int, training: bool, seed: int = 0,
-                      max_boxes: int = 100, epoch: int = 0, flip: bool = True,
-                      scale_jitter: bool = True) -> tf.data.Dataset:
+def detection_dataset(
+    source: DetectionSource,
+    image_size: int,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    max_boxes: int = 100,
+    epoch: int = 0,
+    flip: bool = True,
+    scale_jitter: bool = True,
+) -> tf.data.Dataset:
     """(images float32 [B, S, S, 3] in [0, 255], {"boxes": float32 [B, M, 4], "labels": int32 [B, M]}).
 
     Boxes are xyxy in model-input pixels; each image's boxes come first, then padding up to
@@ -59,8 +67,9 @@ def detection_dataset(source: DetectionSource, image_size: int, batch_size: int,
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
     min_side = MIN_TRAIN_BOX_SIDE if training else 0.0
     # An image that fails to decode or has another size than its annotations say is left out and named.
-    ds = map_skipping_errors(ds, _loader(size, max_boxes, training and scale_jitter, seed, min_side),
-                             lambda element, random: element[0])
+    ds = map_skipping_errors(
+        ds, _loader(size, max_boxes, training and scale_jitter, seed, min_side), lambda element, random: element[0]
+    )
     ds = ds.padded_batch(
         batch_size,
         padded_shapes=([size, size, 3], {"boxes": [max_boxes, 4], "labels": [max_boxes]}),
@@ -75,22 +84,29 @@ def _records_dataset(source: DetectionSource, max_boxes: int) -> tf.data.Dataset
     """(path bytes, [H, W], ragged boxes, ragged labels) per record, in source order."""
     over = sum(1 for r in source.records if len(r.boxes) > max_boxes)
     if over:
-        log.warning("%s: %d image(s) have more than max_boxes=%d boxes; the extra boxes are not used",
-                    source.description, over, max_boxes)
+        log.warning(
+            "%s: %d image(s) have more than max_boxes=%d boxes; the extra boxes are not used",
+            source.description,
+            over,
+            max_boxes,
+        )
     counts = np.asarray([len(r.boxes) for r in source.records], np.int64)
     all_boxes = np.concatenate([r.boxes for r in source.records] + [empty_boxes()]).astype(np.float32)
     all_labels = np.concatenate([r.labels for r in source.records] + [np.zeros([0], np.int32)]).astype(np.int32)
     sizes = np.asarray([[r.height, r.width] for r in source.records], np.int32)
-    return tf.data.Dataset.from_tensor_slices((
-        [os.fsencode(r.path) for r in source.records],  # bytes: a name that is not UTF-8 still opens
-        sizes,
-        tf.RaggedTensor.from_row_lengths(all_boxes, counts),
-        tf.RaggedTensor.from_row_lengths(all_labels, counts),
-    ))
+    return tf.data.Dataset.from_tensor_slices(
+        (
+            [os.fsencode(r.path) for r in source.records],  # bytes: a name that is not UTF-8 still opens
+            sizes,
+            tf.RaggedTensor.from_row_lengths(all_boxes, counts),
+            tf.RaggedTensor.from_row_lengths(all_labels, counts),
+        )
+    )
 
 
 def _loader(size: int, max_boxes: int, jitter: bool, seed: int, min_side: float):
     """The per-image map: decode, check the size, letterbox (scale-jittered with `jitter`), boxes to model pixels."""
+
     def load(element, random):
         path, expected_size, boxes, labels = element
         if isinstance(boxes, tf.RaggedTensor):
@@ -99,8 +115,17 @@ def _loader(size: int, max_boxes: int, jitter: bool, seed: int, min_side: float)
         labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
         image = decode_image(tf.io.read_file(path))
         same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], expected_size))
-        check = tf.debugging.Assert(same_size, ["decoded image size (H, W)", tf.shape(image)[:2],
-                                                "differs from the annotations' (H, W)", expected_size, "for", path])
+        check = tf.debugging.Assert(
+            same_size,
+            [
+                "decoded image size (H, W)",
+                tf.shape(image)[:2],
+                "differs from the annotations' (H, W)",
+                expected_size,
+                "for",
+                path,
+            ],
+        )
         with tf.control_dependencies([check]):
             image = tf.identity(image)
         if jitter:
@@ -129,8 +154,10 @@ def _flipped(ds: tf.data.Dataset, seed: int, size: int, max_boxes: int, min_side
 
     def augment(images, targets, index):
         reseed(index)
-        out = flip({"images": images,
-                    "bounding_boxes": {"boxes": targets["boxes"], "labels": targets["labels"]}}, training=True)
+        out = flip(
+            {"images": images, "bounding_boxes": {"boxes": targets["boxes"], "labels": targets["labels"]}},
+            training=True,
+        )
         # RandomFlip hands the labels back as float32.
         labels = tf.cast(out["bounding_boxes"]["labels"], tf.int32)
         boxes, labels = _compact_batch(out["bounding_boxes"]["boxes"], labels, size, max_boxes, min_side)
@@ -157,7 +184,7 @@ def _jittered_letterbox(image: tf.Tensor, size: int, seed: tf.Tensor):
     fraction = tf.random.stateless_uniform([2], offset_seed, 0.0, 1.0)
     offset = tf.cast(tf.floor(fraction * tf.cast(slack + 1, tf.float32)), tf.int32)
     offset = tf.minimum(offset, slack)
-    cropped = resized[offset[0]:offset[0] + size, offset[1]:offset[1] + size]
+    cropped = resized[offset[0] : offset[0] + size, offset[1] : offset[1] + size]
     padded = tf.image.pad_to_bounding_box(cropped, 0, 0, size, size)
     return tf.ensure_shape(padded, [size, size, 3]), scale, tf.cast(tf.reverse(offset, [0]), tf.float32)
 

@@ -8,8 +8,8 @@ epoch e, step k therefore sees the batches an uninterrupted run would have seen 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf

@@ -87,8 +87,10 @@ def split_records(source: S, val_count: int, seed: int) -> tuple[S, S]:
     """
     total = len(source)
     if not 0 < val_count < total:
-        raise DataError(f"{source.description}: cannot hold out {val_count} of {total} images for validation "
-                        f"(need 0 < val_count < {total})")
+        raise DataError(
+            f"{source.description}: cannot hold out {val_count} of {total} images for validation "
+            f"(need 0 < val_count < {total})"
+        )
     permutation = np.random.default_rng(seed).permutation(total)
     val_idx, train_idx = np.sort(permutation[:val_count]), np.sort(permutation[val_count:])
     train = source.subset(train_idx.tolist(), f"{source.description} (train split, seed {seed})")
@@ -118,5 +120,7 @@ def stratified_split(source: L, val_fraction: float, seed: int) -> tuple[L, L]:
         val_idx += members[:n_val].tolist()
         train_idx += members[n_val:].tolist()
     train, val = np.sort(np.asarray(train_idx, np.int64)), np.sort(np.asarray(val_idx, np.int64))
-    return (source.subset(train, f"{source.description} (train split)"),
-            source.subset(val, f"{source.description} (val split, {val_fraction:.0%})"))
+    return (
+        source.subset(train, f"{source.description} (train split)"),
+        source.subset(val, f"{source.description} (val split, {val_fraction:.0%})"),
+    )

@@ -43,8 +43,10 @@ def image_problem(path: str | os.PathLike, max_pixels: int) -> tuple[str | None,
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        return ("file name is not valid UTF-8 (undecodable bytes shown as \\xNN); rename it, e.g. with convmv, "
-                "so logs, reports and TensorFlow can carry it"), None
+        return (
+            "file name is not valid UTF-8 (undecodable bytes shown as \\xNN); rename it, e.g. with convmv, "
+            "so logs, reports and TensorFlow can carry it"
+        ), None
     try:
         size = os.stat(name).st_size
     except FileNotFoundError:
@@ -115,8 +117,10 @@ def _check_open_image(image: Image.Image, max_pixels: int) -> tuple[str | None, 
 
 
 def _bomb(declared: str, max_pixels: int) -> str:
-    return (f"declares {declared}, over the limit of {max_pixels:,} (data.max_image_pixels); not decoded, as it "
-            f"may be a decompression bomb")
+    return (
+        f"declares {declared}, over the limit of {max_pixels:,} (data.max_image_pixels); not decoded, as it "
+        f"may be a decompression bomb"
+    )
 
 
 def _first_line(error: BaseException) -> str:

@@ -7,8 +7,9 @@ evaluation code can import IGNORE_INDEX cheaply.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -61,10 +62,12 @@ class SegmentationSource:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def subset(self, indices: Sequence[int], description: str) -> "SegmentationSource":
+    def subset(self, indices: Sequence[int], description: str) -> SegmentationSource:
         if self.tfds is not None:
-            raise DataError(f"{self.description}: a TFDS split cannot be split again; set data.tfds_val_split "
-                            "(or data.val) for validation")
+            raise DataError(
+                f"{self.description}: a TFDS split cannot be split again; set data.tfds_val_split "
+                "(or data.val) for validation"
+            )
         lookup = None if self.lookup is None else self.lookup.copy()
         return SegmentationSource([self.records[i] for i in indices], list(self.class_names), description, lookup)
 
@@ -94,11 +97,15 @@ class SegmentationSource:
             unknown = sorted(int(v) for v in values if int(v) not in known)
             if unknown:
                 shown = unknown[:_VALUES_SHOWN] + (["..."] if len(unknown) > _VALUES_SHOWN else [])
-                problems.add(record.mask, f"mask values {shown} are not among the {self.num_classes} classes' ids "
-                                          f"nor the ignore value {ignore_value}", "pixels ignored")
+                problems.add(
+                    record.mask,
+                    f"mask values {shown} are not among the {self.num_classes} classes' ids "
+                    f"nor the ignore value {ignore_value}",
+                    "pixels ignored",
+                )
         return len(self.records)
 
-    def without(self, bad: set[int]) -> "SegmentationSource":
+    def without(self, bad: set[int]) -> SegmentationSource:
         if not bad:
             return self
         kept = self.subset([i for i in range(len(self.records)) if i not in bad], self.description)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -36,10 +37,17 @@ from kerascv_tl.data.problems import skip_or_raise
 from kerascv_tl.data.tolerant import map_skipping_errors
 
 if TYPE_CHECKING:
+    from kerascv_tl.config import DataConfig
     from kerascv_tl.data.problems import ProblemLog
 
-__all__ = ["HEADER", "LABEL_SEPARATOR", "MultiLabelSource", "load_multi_label_sources", "multi_label_source_from_spec",
-           "read_multi_label_csv"]
+__all__ = [
+    "HEADER",
+    "LABEL_SEPARATOR",
+    "MultiLabelSource",
+    "load_multi_label_sources",
+    "multi_label_source_from_spec",
+    "read_multi_label_csv",
+]
 
 LABEL_SEPARATOR = "|"
 HEADER = ("path", "labels")
@@ -74,10 +82,11 @@ class MultiLabelSource:
         """int64 [C]: how many examples carry each class."""
         return (self.labels > 0.5).sum(axis=0).astype(np.int64)
 
-    def subset(self, indices: Sequence[int], description: str) -> "MultiLabelSource":
+    def subset(self, indices: Sequence[int], description: str) -> MultiLabelSource:
         indices = np.asarray(indices, np.int64).reshape(-1)
-        return MultiLabelSource(list(self.class_names), self.labels[indices], [self.paths[i] for i in indices],
-                                description)
+        return MultiLabelSource(
+            list(self.class_names), self.labels[indices], [self.paths[i] for i in indices], description
+        )
 
     # The data check's `Source` protocol (kerascv_tl.data.records.Source).
     def image_paths(self) -> list[str]:
@@ -86,10 +95,10 @@ class MultiLabelSource:
     def expected_sizes(self) -> None:
         return None
 
-    def check_contents(self, problems: ProblemLog, data_config) -> int:
+    def check_contents(self, problems: ProblemLog, data_config: DataConfig) -> int:
         return 0  # the labels were checked as the CSV was read
 
-    def without(self, bad: set[int]) -> "MultiLabelSource":
+    def without(self, bad: set[int]) -> MultiLabelSource:
         if not bad:
             return self
         return self.subset([i for i in range(len(self)) if i not in bad], self.description)
@@ -112,9 +121,12 @@ def _read_and_decode(path, labels):
 # ------------------------------------------------------------------------------------------------ the CSV
 
 
-def read_multi_label_csv(path: str | os.PathLike, class_names: Sequence[str] | None = None,
-                         problems: ProblemLog | None = None,
-                         root: str | os.PathLike | None = None) -> MultiLabelSource:
+def read_multi_label_csv(
+    path: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    problems: ProblemLog | None = None,
+    root: str | os.PathLike | None = None,
+) -> MultiLabelSource:
     """A `MultiLabelSource` from a `path,labels` CSV (see the module docstring).
 
     With `class_names` (validation or evaluation data) the classes are those, and a row naming another label
@@ -125,8 +137,11 @@ def read_multi_label_csv(path: str | os.PathLike, class_names: Sequence[str] | N
     rows = _csv_rows(path)
     if not rows or [cell.strip().lower() for cell in rows[0][1]] != list(HEADER):
         line = rows[0][0] if rows else 1
-        raise DataError(f"{path}: line {line}: expected the header row {','.join(HEADER)} (then one row per image: "
-                        f"path,label{LABEL_SEPARATOR}label...)", path=path)
+        raise DataError(
+            f"{path}: line {line}: expected the header row {','.join(HEADER)} (then one row per image: "
+            f"path,label{LABEL_SEPARATOR}label...)",
+            path=path,
+        )
     entries, first_line = [], {}
     for line, row in rows[1:]:
         try:
@@ -138,8 +153,7 @@ def read_multi_label_csv(path: str | os.PathLike, class_names: Sequence[str] | N
     if not entries:
         raise DataError(f"{path}: the CSV has no usable rows", path=path)
     if not names:
-        raise DataError(f"{path}: no row carries a label; multi-label classification needs at least 1 class",
-                        path=path)
+        raise DataError(f"{path}: no row carries a label; multi-label classification needs at least 1 class", path=path)
     index = {name: i for i, name in enumerate(names)}
     labels = np.zeros([len(entries), len(names)], np.float32)
     for row, (_, row_labels, _) in enumerate(entries):
@@ -165,23 +179,31 @@ def _csv_rows(path: Path) -> list[tuple[int, list[str]]]:
 def _row_entry(path: Path, line: int, row: list[str], root, first_line: dict) -> tuple[str, tuple[str, ...], int]:
     """(image path, labels, line) of one row; DataError naming the CSV and the line."""
     if len(row) != 2:
-        raise DataError(f"{path}: line {line} has {len(row)} field(s); expected path,labels with the labels "
-                        f"separated by {LABEL_SEPARATOR!r} (not commas)", path=path)
+        raise DataError(
+            f"{path}: line {line} has {len(row)} field(s); expected path,labels with the labels "
+            f"separated by {LABEL_SEPARATOR!r} (not commas)",
+            path=path,
+        )
     cell, text = row[0].strip(), row[1].strip()
     if not cell:
         raise DataError(f"{path}: line {line} has an empty path", path=path)
     labels = tuple(label.strip() for label in text.split(LABEL_SEPARATOR)) if text else ()
     if any(not label for label in labels):
-        raise DataError(f"{path}: line {line}: empty label in {text!r} (separate labels with a single "
-                        f"{LABEL_SEPARATOR!r}; leave the cell empty for an image without labels)", path=path)
+        raise DataError(
+            f"{path}: line {line}: empty label in {text!r} (separate labels with a single "
+            f"{LABEL_SEPARATOR!r}; leave the cell empty for an image without labels)",
+            path=path,
+        )
     image = Path(cell)
     resolved = image if image.is_absolute() else path.parent / image
     if root is not None:
         resolve_within(resolved, root, f"line {line} of {path}")
     key = os.path.normpath(os.path.abspath(resolved))
     if key in first_line:
-        raise DataError(f"{path}: line {line} lists {cell} again (first at line {first_line[key]}); only the first "
-                        "is used", path=path)
+        raise DataError(
+            f"{path}: line {line} lists {cell} again (first at line {first_line[key]}); only the first is used",
+            path=path,
+        )
     first_line[key] = line
     return str(resolved), tuple(sorted(set(labels))), line
 
@@ -203,15 +225,25 @@ def _known_labels_only(path: Path, entries: list, names: list[str], problems: Pr
 # ------------------------------------------------------------------------------------------- from the config
 
 
-def multi_label_source_from_spec(spec: str, class_names: Sequence[str] | None = None, fmt: str = "auto",
-                                 problems: ProblemLog | None = None, root: str | None = None) -> MultiLabelSource:
+def multi_label_source_from_spec(
+    spec: str,
+    class_names: Sequence[str] | None = None,
+    fmt: str = "auto",
+    problems: ProblemLog | None = None,
+    root: str | None = None,
+) -> MultiLabelSource:
     """A source from a CSV path; DataError for anything else (folders and TFDS hold one label per image)."""
     if fmt not in ("auto", "csv"):
-        raise DataError(f"data.format {fmt!r} is not a multi-label format; multi_label reads CSV files "
-                        f"({','.join(HEADER)} rows): set data.format to csv or auto")
+        raise DataError(
+            f"data.format {fmt!r} is not a multi-label format; multi_label reads CSV files "
+            f"({','.join(HEADER)} rows): set data.format to csv or auto"
+        )
     if spec.startswith("tfds:") or (fmt == "auto" and not spec.lower().endswith(".csv")):
-        raise DataError(f"{spec}: multi_label reads a CSV file with {','.join(HEADER)} rows (labels separated by "
-                        f"{LABEL_SEPARATOR!r}); name a .csv file or set data.format: csv", path=spec)
+        raise DataError(
+            f"{spec}: multi_label reads a CSV file with {','.join(HEADER)} rows (labels separated by "
+            f"{LABEL_SEPARATOR!r}); name a .csv file or set data.format: csv",
+            path=spec,
+        )
     return read_multi_label_csv(spec, class_names, problems, root)
 
 
@@ -220,8 +252,9 @@ def validation_count(total: int, val_fraction: float) -> int:
     return min(max(int(round(total * val_fraction)), 1), total - 1)
 
 
-def load_multi_label_sources(data_config, seed: int,
-                             problems: ProblemLog | None = None) -> tuple[MultiLabelSource, MultiLabelSource]:
+def load_multi_label_sources(
+    data_config: DataConfig, seed: int, problems: ProblemLog | None = None
+) -> tuple[MultiLabelSource, MultiLabelSource]:
     """(train, val) from a `DataConfig`: `data.val` given, or a seeded split of `data.train` by `data.val_fraction`
     (the same images for the same seed). With `problems`, bad rows are reported there and left out."""
     if not data_config.train:
@@ -231,6 +264,9 @@ def load_multi_label_sources(data_config, seed: int,
     if data_config.val:
         return train, multi_label_source_from_spec(data_config.val, class_names=train.class_names, **kwargs)
     if len(train) < 2:
-        raise DataError(f"{train.description}: {len(train)} usable image(s); a validation split needs at least 2 "
-                        "(or give data.val)", path=train.description)
+        raise DataError(
+            f"{train.description}: {len(train)} usable image(s); a validation split needs at least 2 "
+            "(or give data.val)",
+            path=train.description,
+        )
     return split_records(train, validation_count(len(train), data_config.val_fraction), seed)

@@ -31,6 +31,9 @@ def resolve_within(path: str | os.PathLike, root: str | os.PathLike, what: str) 
     root_text = os.path.abspath(os.fspath(root))
     joined = os.path.normpath(os.path.join(root_text, os.fspath(path)))
     if os.path.commonpath([joined, root_text]) != root_text:
-        raise DataError(f"{display_path(path)}: {what} points outside the dataset root {display_path(root_text)}; "
-                        f"paths may not leave it", path=os.fspath(path))
+        raise DataError(
+            f"{display_path(path)}: {what} points outside the dataset root {display_path(root_text)}; "
+            f"paths may not leave it",
+            path=os.fspath(path),
+        )
     return Path(joined)

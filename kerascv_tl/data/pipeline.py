@@ -8,17 +8,21 @@ Evaluation: `eval_transform` (resize + centre crop), the same function the expor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import math
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from kerascv_tl.data.augment import batch_augmenter
 from kerascv_tl.data.epochs import EpochData, epoch_seed
 from kerascv_tl.data.records import ImageSource
-from kerascv_tl.data.transforms import (eval_transform, random_flip, random_resized_crop, resize_whole,
-                                        shrink_for_training)
+from kerascv_tl.data.transforms import (
+    eval_transform,
+    random_flip,
+    random_resized_crop,
+    resize_whole,
+    shrink_for_training,
+)
 
 if TYPE_CHECKING:
     from kerascv_tl.config import DataConfig
@@ -74,7 +78,9 @@ def training_epochs(source: ImageSource, data_config: DataConfig, batch_size: in
     return EpochData(make, steps=math.ceil(len(source) / batch_size))
 
 
-def training_dataset(source: ImageSource, data_config: DataConfig, batch_size: int, seed: int, epoch: int = 0) -> tf.data.Dataset:
+def training_dataset(
+    source: ImageSource, data_config: DataConfig, batch_size: int, seed: int, epoch: int = 0
+) -> tf.data.Dataset:
     """One epoch of training batches (`training_epochs(...).make(epoch)`)."""
     return training_epochs(source, data_config, batch_size, seed).make(epoch)
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -86,10 +87,12 @@ class ImageSource:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def subset(self, indices: np.ndarray, description: str) -> "ImageSource":
+    def subset(self, indices: np.ndarray, description: str) -> ImageSource:
         if self.paths is None:
             raise ValueError("TFDS sources are split by TFDS split names, not subset")
-        return ImageSource(self.class_names, self.labels[indices], [self.paths[i] for i in indices], description=description)
+        return ImageSource(
+            self.class_names, self.labels[indices], [self.paths[i] for i in indices], description=description
+        )
 
     def image_paths(self) -> list[str] | None:
         return self.paths
@@ -100,7 +103,7 @@ class ImageSource:
     def check_contents(self, problems: ProblemLog, data_config: DataConfig) -> int:
         return 0
 
-    def without(self, bad: set[int]) -> "ImageSource":
+    def without(self, bad: set[int]) -> ImageSource:
         if not bad:
             return self
         return self.subset(np.asarray([i for i in range(len(self)) if i not in bad], np.int64), self.description)
@@ -117,10 +120,18 @@ class ImageSource:
             return map_skipping_errors(ds, _read_and_decode, lambda path, label: path)
         import tensorflow_datasets as tfds
 
-        ds = tfds.load(self.tfds_name, split=self.tfds_split, data_dir=self.tfds_data_dir, as_supervised=True,
-                       download=False, shuffle_files=shuffle, read_config=tfds.ReadConfig(shuffle_seed=seed))
-        return ds.map(lambda image, label: (_to_rgb(image), tf.cast(label, tf.int32)),
-                      num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tfds.load(
+            self.tfds_name,
+            split=self.tfds_split,
+            data_dir=self.tfds_data_dir,
+            as_supervised=True,
+            download=False,
+            shuffle_files=shuffle,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        )
+        return ds.map(
+            lambda image, label: (_to_rgb(image), tf.cast(label, tf.int32)), num_parallel_calls=tf.data.AUTOTUNE
+        )
 
     def fingerprint(self) -> str:
         """Changes when the file list, a file's size or modification time, or the labels change."""
@@ -192,7 +203,7 @@ class DetectionSource:
     def num_boxes(self) -> int:
         return int(sum(len(r.boxes) for r in self.records))
 
-    def subset(self, indices: Sequence[int], description: str) -> "DetectionSource":
+    def subset(self, indices: Sequence[int], description: str) -> DetectionSource:
         return DetectionSource([self.records[i] for i in indices], list(self.class_names), description, 0)
 
     def image_paths(self) -> list[str]:
@@ -204,7 +215,7 @@ class DetectionSource:
     def check_contents(self, problems: ProblemLog, data_config: DataConfig) -> int:
         return 0  # the boxes were checked as they were read
 
-    def without(self, bad: set[int]) -> "DetectionSource":
+    def without(self, bad: set[int]) -> DetectionSource:
         if not bad:
             return self
         kept = self.subset([i for i in range(len(self.records)) if i not in bad], self.description)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -32,9 +32,17 @@ CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)  # training: crop width / height
 _CROP_ATTEMPTS = 10
 
 
-def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size: int, training: bool,
-                         seed: int = 0, epoch: int = 0, flip: bool = True, random_crop: bool = True,
-                         min_crop_area: float = CROP_AREA_RANGE[0]) -> tf.data.Dataset:
+def segmentation_dataset(
+    source: SegmentationSource,
+    image_size: int,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    epoch: int = 0,
+    flip: bool = True,
+    random_crop: bool = True,
+    min_crop_area: float = CROP_AREA_RANGE[0],
+) -> tf.data.Dataset:
     """(images float32 [B, S, S, 3] in [0, 255], masks int32 [B, S, S]) with S = image_size.
 
     Images are decoded with `decode_image`, masks read with `read_mask` (through tf.numpy_function). A
@@ -46,6 +54,8 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
     `flip=False`), from stateless seeds (epoch seed, position in the epoch),
     so the same (seed, epoch) gives the same batches whatever came before (`data.epochs`). Masks only ever
     hold values of the original mask.
+
+    Long: the TFDS and file branches share the per-pair transform defined inside it.
     """
     size = int(image_size)
     if training:
@@ -68,17 +78,22 @@ def segmentation_dataset(source: SegmentationSource, image_size: int, batch_size
         return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
     if not source.records:
         raise DataError(f"{source.description}: no images")
-    ds = tf.data.Dataset.from_tensor_slices((  # bytes: a name that is not UTF-8 still opens
-        [os.fsencode(r.image) for r in source.records],
-        [os.fsencode(r.mask) for r in source.records],
-        np.asarray([[r.height, r.width] for r in source.records], np.int32),
-    ))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (  # bytes: a name that is not UTF-8 still opens
+            [os.fsencode(r.image) for r in source.records],
+            [os.fsencode(r.mask) for r in source.records],
+            np.asarray([[r.height, r.width] for r in source.records], np.int32),
+        )
+    )
     if training:
         ds = ds.shuffle(len(source), seed=seed, reshuffle_each_iteration=False)
     ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
     # A pair that fails to load (or whose sizes disagree) is left out and named on stderr.
-    ds = map_skipping_errors(ds, _pair_loader(source, transform),
-                             lambda element, random: tf.strings.join([element[0], " (mask ", element[1], ")"]))
+    ds = map_skipping_errors(
+        ds,
+        _pair_loader(source, transform),
+        lambda element, random: tf.strings.join([element[0], " (mask ", element[1], ")"]),
+    )
     return ds.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
@@ -94,19 +109,30 @@ def _pair_loader(source: SegmentationSource, transform):
         image_path, mask_path, expected_size = element
         image = decode_image(tf.io.read_file(image_path))
         same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], expected_size))
-        check = tf.debugging.Assert(same_size, ["decoded image size (H, W)", tf.shape(image)[:2],
-                                                "differs from the header's (H, W)", expected_size, "for", image_path])
+        check = tf.debugging.Assert(
+            same_size,
+            [
+                "decoded image size (H, W)",
+                tf.shape(image)[:2],
+                "differs from the header's (H, W)",
+                expected_size,
+                "for",
+                image_path,
+            ],
+        )
         with tf.control_dependencies([check]):  # the mask is read once the image is known to be right
             image = tf.identity(image)
-            mask = tf.numpy_function(read, [mask_path, image_path, expected_size[0], expected_size[1]], tf.uint8,
-                                     stateful=False)
+            mask = tf.numpy_function(
+                read, [mask_path, image_path, expected_size[0], expected_size[1]], tf.uint8, stateful=False
+            )
         return transform(image, tf.ensure_shape(mask, [None, None]), random)
 
     return load
 
 
-def _load_mask(path: bytes, image_path: bytes, height, width, lookup: np.ndarray | None,
-               num_classes: int) -> np.ndarray:
+def _load_mask(
+    path: bytes, image_path: bytes, height, width, lookup: np.ndarray | None, num_classes: int
+) -> np.ndarray:
     name, image_name = (os.fsdecode(p) if isinstance(p, bytes) else str(p) for p in (path, image_path))
     return read_mask(MaskRecord(image_name, name, int(width), int(height)), lookup, num_classes)
 
@@ -117,15 +143,28 @@ def _resize_mask(mask: tf.Tensor, size: int) -> tf.Tensor:
     return tf.ensure_shape(resized[..., 0], [size, size])
 
 
-def _random_crop_flip(image: tf.Tensor, mask: tf.Tensor, size: int, seed: tf.Tensor, crop: bool = True,
-                      flip: bool = True, min_area: float = CROP_AREA_RANGE[0]):
+def _random_crop_flip(
+    image: tf.Tensor,
+    mask: tf.Tensor,
+    size: int,
+    seed: tf.Tensor,
+    crop: bool = True,
+    flip: bool = True,
+    min_area: float = CROP_AREA_RANGE[0],
+):
     """Joint scale-crop (area [min_area, 1], aspect CROP_ASPECT_RANGE) + horizontal flip, seeded; either off."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     if crop:
         begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=crop_seed,
-            min_object_covered=0.0, aspect_ratio_range=CROP_ASPECT_RANGE, area_range=(min_area, CROP_AREA_RANGE[1]),
-            max_attempts=_CROP_ATTEMPTS, use_image_if_no_bounding_boxes=True)
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=crop_seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=CROP_ASPECT_RANGE,
+            area_range=(min_area, CROP_AREA_RANGE[1]),
+            max_attempts=_CROP_ATTEMPTS,
+            use_image_if_no_bounding_boxes=True,
+        )
         image, mask = tf.slice(image, begin, extent), tf.slice(mask, begin[:2], extent[:2])
     image, mask = resize_image(image, size), _resize_mask(mask, size)
     if flip:
@@ -145,8 +184,11 @@ def segmentation_examples(source: SegmentationSource) -> Iterator[tuple[MaskReco
         try:
             image = read_image_file(record.image)
             if image.shape[:2] != (record.height, record.width):
-                raise DataError(f"{record.image}: decoded image is {image.shape[1]}x{image.shape[0]} but its header "
-                                f"says {record.width}x{record.height}", path=record.image)
+                raise DataError(
+                    f"{record.image}: decoded image is {image.shape[1]}x{image.shape[0]} but its header "
+                    f"says {record.width}x{record.height}",
+                    path=record.image,
+                )
             mask = read_mask(record, source.lookup, source.num_classes)
         except DataError as error:  # changed or broken since the data check: leave it out, say which
             log.warning("skipped in evaluation: %s", error)

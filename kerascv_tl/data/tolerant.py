@@ -14,7 +14,7 @@ map sees the gap in the positions and prints the paths that fell into it. One ex
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -23,14 +23,18 @@ __all__ = ["map_skipping_errors"]
 # Helpers without Python control flow skip AutoGraph's conversion: the dataset is rebuilt every epoch.
 _plain = tf.autograph.experimental.do_not_convert
 REMEMBERED = 16  # paths each element carries: a run of more failures than this is named in part
-SKIP_MESSAGE = ("failed to load (unreadable, undecodable, or not the size its annotations say) and were left out; "
-                "kerascv-tl check-data CONFIG says why")
+SKIP_MESSAGE = (
+    "failed to load (unreadable, undecodable, or not the size its annotations say) and were left out; "
+    "kerascv-tl check-data CONFIG says why"
+)
 
 
-def map_skipping_errors(ds: tf.data.Dataset, fn: Callable, path_of: Callable,
-                        num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+def map_skipping_errors(
+    ds: tf.data.Dataset, fn: Callable, path_of: Callable, num_parallel_calls: int = tf.data.AUTOTUNE
+) -> tf.data.Dataset:
     """`ds.map(fn, num_parallel_calls, deterministic=True)` that leaves out, and names via `path_of(*element)`,
     the elements whose `fn` fails. `ds` must be finite; the order of what is kept is unchanged."""
+
     @_plain
     def data(*element):
         return False, element
@@ -61,10 +65,18 @@ def map_skipping_errors(ds: tf.data.Dataset, fn: Callable, path_of: Callable,
         index, recent, last, out = item
         missing = index - expected
         shown = tf.minimum(missing, REMEMBERED - 1)
-        names = tf.strings.reduce_join(recent[REMEMBERED - 1 - shown: REMEMBERED - 1], separator=", ")
+        names = tf.strings.reduce_join(recent[REMEMBERED - 1 - shown : REMEMBERED - 1], separator=", ")
         unnamed = tf.where(missing > shown, tf.strings.format("{} earlier ones and ", missing - shown), "")
-        message = tf.strings.join([tf.strings.format("kerascv-tl: skipped {} file(s) that ", missing), SKIP_MESSAGE,
-                                   ": ", unnamed, names, "\n"])
+        message = tf.strings.join(
+            [
+                tf.strings.format("kerascv-tl: skipped {} file(s) that ", missing),
+                SKIP_MESSAGE,
+                ": ",
+                unnamed,
+                names,
+                "\n",
+            ]
+        )
         # No tf.cond (it slowed the pipeline down): an empty string with end="" prints nothing.
         tf.print(tf.where(missing > 0, message, ""), end="", output_stream=sys.stderr)
         return index + 1, (tf.logical_not(last), out)

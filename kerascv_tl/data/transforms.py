@@ -45,8 +45,11 @@ def shrink_for_training(image: tf.Tensor, image_size: int, crop_fraction: float)
     target = eval_resize_size(image_size, crop_fraction)
     larger = tf.reduce_min(tf.shape(image)[:2]) > target
     # A resize to the same size is no cheaper than a real one (benchmarks/input_pipeline.py), so it is skipped.
-    return tf.cond(larger, lambda: tf.cast(resize_shorter_side(image, target, upscale=False), tf.uint8),
-                   lambda: tf.cast(image, tf.uint8))
+    return tf.cond(
+        larger,
+        lambda: tf.cast(resize_shorter_side(image, target, upscale=False), tf.uint8),
+        lambda: tf.cast(image, tf.uint8),
+    )
 
 
 def random_resized_crop(image: tf.Tensor, image_size: int, min_area: float, seed: tf.Tensor) -> tf.Tensor:

@@ -12,7 +12,8 @@ Conventions:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,6 +76,8 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_
 
     Returns:
         A dict of plain Python floats, ints, strings and lists (ready for `json.dump`).
+
+    Long: every figure of the report comes from one confusion matrix, built once here.
     """
     if isinstance(class_names, str):
         raise ValueError("class_names must be a sequence of names, not a single string")

@@ -1,4 +1,4 @@
-"""COCO-style detection metrics (computed by pycocotools) and detection overlays as PNG.
+"""COCO-style detection metrics, computed by pycocotools (the overlays are in `detection_plots`).
 
 Metrics are never re-implemented here: the ground truth and the detections are turned into in-memory COCO
 objects and scored by `pycocotools.cocoeval.COCOeval` (the reference implementation), whose console output
@@ -26,21 +26,15 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from matplotlib.patches import Rectangle
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from kerascv_tl.evaluation.labels import check_class_names
-from kerascv_tl.evaluation.plots import displayable_image, message_png, new_figure, save_figure
 
-GT_COLOR = "#27ae60"
-PRED_COLOR = "#e74c3c"
 PADDING_LABEL = -1
 
 # Index of each headline number in COCOeval.stats (bbox).
@@ -77,8 +71,10 @@ def _as_labels(values: Any, count: int, num_classes: int, where: str) -> np.ndar
     labels = array.astype(np.int64)
     bad = (labels != PADDING_LABEL) & ((labels < 0) | (labels >= num_classes))
     if np.any(bad):
-        raise ValueError(f"{where}: labels must be class indices in [0, {num_classes}) (or -1 for padding), "
-                         f"got {int(labels[bad][0])}")
+        raise ValueError(
+            f"{where}: labels must be class indices in [0, {num_classes}) (or -1 for padding), "
+            f"got {int(labels[bad][0])}"
+        )
     return labels
 
 
@@ -104,7 +100,7 @@ def _entry(entry: Any, where: str) -> Mapping:
     return entry
 
 
-def _ground_truth(entry: Any, num_classes: int, where: str) -> dict[str, Any]:
+def checked_ground_truth(entry: Any, num_classes: int, where: str) -> dict[str, Any]:
     """Validated {"boxes": [N, 4], "labels": [N], "width", "height"} with padding rows dropped."""
     entry = _entry(entry, where)
     boxes = _as_boxes(entry["boxes"], where)
@@ -113,8 +109,9 @@ def _ground_truth(entry: Any, num_classes: int, where: str) -> dict[str, Any]:
     boxes, labels = boxes[keep], labels[keep]
     inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if np.any(inverted):
-        raise ValueError(f"{where}: ground-truth boxes must have x2 >= x1 and y2 >= y1 (xyxy), "
-                         f"got {boxes[inverted][0].tolist()}")
+        raise ValueError(
+            f"{where}: ground-truth boxes must have x2 >= x1 and y2 >= y1 (xyxy), got {boxes[inverted][0].tolist()}"
+        )
     sizes = {}
     for key in ("width", "height"):
         value = entry.get(key)
@@ -130,7 +127,7 @@ def _ground_truth(entry: Any, num_classes: int, where: str) -> dict[str, Any]:
     return {"boxes": boxes, "labels": labels, **sizes}
 
 
-def _prediction(entry: Any, num_classes: int, where: str) -> dict[str, np.ndarray]:
+def checked_prediction(entry: Any, num_classes: int, where: str) -> dict[str, np.ndarray]:
     """Validated {"boxes": [K, 4], "scores": [K], "labels": [K]} with padding rows dropped."""
     entry = _entry(entry, where)
     if "scores" not in entry:
@@ -142,7 +139,7 @@ def _prediction(entry: Any, num_classes: int, where: str) -> dict[str, np.ndarra
     return {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
 
 
-def _xywh(box: np.ndarray) -> list[float]:
+def coco_xywh(box: np.ndarray) -> list[float]:
     x1, y1, x2, y2 = (float(v) for v in box)
     return [x1, y1, max(x2 - x1, 0.0), max(y2 - y1, 0.0)]
 
@@ -175,19 +172,23 @@ def coco_detection_metrics(
 
     Raises:
         ValueError: on mismatched lengths, malformed boxes/labels/scores or out-of-range labels.
+
+    Long: pycocotools' ground-truth and result objects are built, evaluated and read in one place.
     """
     names = check_class_names(class_names)
     if isinstance(ground_truth, Mapping) or isinstance(predictions, Mapping):
         raise ValueError("ground_truth and predictions must be lists with one dict per image, not a single dict")
     ground_truth, predictions = list(ground_truth), list(predictions)
     if len(ground_truth) != len(predictions):
-        raise ValueError(f"ground_truth has {len(ground_truth)} images but predictions has {len(predictions)}: "
-                         "need one entry per image, in the same order")
+        raise ValueError(
+            f"ground_truth has {len(ground_truth)} images but predictions has {len(predictions)}: "
+            "need one entry per image, in the same order"
+        )
     if not ground_truth:
         raise ValueError("ground_truth is empty: need at least one image")
     num_classes = len(names)
-    truths = [_ground_truth(e, num_classes, f"ground_truth[{i}]") for i, e in enumerate(ground_truth)]
-    preds = [_prediction(e, num_classes, f"predictions[{i}]") for i, e in enumerate(predictions)]
+    truths = [checked_ground_truth(e, num_classes, f"ground_truth[{i}]") for i, e in enumerate(ground_truth)]
+    preds = [checked_prediction(e, num_classes, f"predictions[{i}]") for i, e in enumerate(predictions)]
 
     # Image and annotation ids start at 1: COCOeval treats a matched ground-truth id of 0 as "unmatched".
     images, annotations, detections = [], [], []
@@ -195,12 +196,21 @@ def coco_detection_metrics(
         image_id = index + 1
         images.append({"id": image_id, **{k: truth[k] for k in ("width", "height") if k in truth}})
         for box, label in zip(truth["boxes"], truth["labels"]):
-            xywh = _xywh(box)
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
-                                "bbox": xywh, "area": xywh[2] * xywh[3], "iscrowd": 0})
+            xywh = coco_xywh(box)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(label) + 1,
+                    "bbox": xywh,
+                    "area": xywh[2] * xywh[3],
+                    "iscrowd": 0,
+                }
+            )
         for box, score, label in zip(pred["boxes"], pred["scores"], pred["labels"]):
-            detections.append({"image_id": image_id, "category_id": int(label) + 1, "bbox": _xywh(box),
-                               "score": float(score)})
+            detections.append(
+                {"image_id": image_id, "category_id": int(label) + 1, "bbox": coco_xywh(box), "score": float(score)}
+            )
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
 
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress and the summary table
@@ -237,130 +247,3 @@ def coco_detection_metrics(
     result["num_ground_truth"] = len(annotations)
     result["num_predictions"] = len(detections)
     return result
-
-
-# -------------------------------------------------------------------------------------------------- overlays
-
-
-def _draw_detections(
-    axes: Any,
-    image: Any,
-    ground_truth: Mapping[str, Any] | None,
-    prediction: Mapping[str, Any] | None,
-    names: list[str],
-    score_threshold: float,
-    font_size: float,
-    where: str,
-) -> tuple[int, int]:
-    """Draws the image with GT (green) and predicted (red, score >= threshold) boxes; returns the counts."""
-    array = displayable_image(image)
-    height, width = array.shape[:2]
-    num_classes = len(names)
-    truth = _ground_truth(ground_truth, num_classes, f"{where} ground truth") if ground_truth is not None else None
-    pred = _prediction(prediction, num_classes, f"{where} prediction") if prediction is not None else None
-
-    # extent puts pixel edges (not centres) on integer coordinates, so box corners land where xyxy says.
-    axes.imshow(array, cmap="gray" if array.ndim == 2 else None, interpolation="nearest",
-                extent=(0, width, height, 0))
-    axes.set_xlim(0, width)
-    axes.set_ylim(height, 0)
-    axes.axis("off")
-    line_width = max(1.0, font_size / 5.0)
-    label_box = {"alpha": 0.75, "pad": 1.0, "linewidth": 0}
-
-    num_truth = 0
-    if truth is not None:
-        for box, label in zip(truth["boxes"], truth["labels"]):
-            x, y, w, h = _xywh(box)
-            axes.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=GT_COLOR, linewidth=line_width))
-            axes.text(x, y + h, names[label], color="white", fontsize=font_size, va="top", ha="left",
-                      bbox={"facecolor": GT_COLOR, **label_box}, clip_on=True)
-            num_truth += 1
-
-    num_shown = 0
-    if pred is not None:
-        order = np.argsort(pred["scores"], kind="stable")  # highest score drawn last, on top
-        for i in order:
-            score = float(pred["scores"][i])
-            if score < score_threshold:
-                continue
-            x, y, w, h = _xywh(pred["boxes"][i])
-            axes.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=PRED_COLOR, linewidth=line_width))
-            axes.text(x, y, f"{names[pred['labels'][i]]} {score:.2f}", color="white", fontsize=font_size,
-                      va="bottom", ha="left", bbox={"facecolor": PRED_COLOR, **label_box}, clip_on=True)
-            num_shown += 1
-    return num_truth, num_shown
-
-
-def _check_threshold(score_threshold: Any) -> float:
-    try:
-        value = float(score_threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"score_threshold must be a number, got {score_threshold!r}") from None
-    if math.isnan(value):
-        raise ValueError("score_threshold must be a number, got NaN")
-    return value
-
-
-def plot_detections(
-    image: Any,
-    ground_truth: Mapping[str, Any] | None,
-    prediction: Mapping[str, Any] | None,
-    class_names: Sequence[str],
-    path: str | os.PathLike,
-    score_threshold: float = 0.3,
-) -> Path:
-    """One image with ground-truth boxes (green, class name) and predictions (red, "name 0.87") as a PNG.
-
-    `image` is uint8 [H, W, 3] (grayscale and [0, 1] floats are accepted too); `ground_truth` and `prediction`
-    use the dict layout of `coco_detection_metrics` (either may be None). Only predictions scoring at least
-    `score_threshold` are drawn. The PNG is written atomically.
-    """
-    names = check_class_names(class_names)
-    threshold = _check_threshold(score_threshold)
-    array = displayable_image(image)
-    height, width = array.shape[:2]
-    fig_width = 8.0
-    fig_height = min(max(fig_width * height / max(width, 1), 2.0), 16.0) + 0.4
-    figure = new_figure(fig_width, fig_height)
-    axes = figure.add_subplot()
-    num_truth, num_shown = _draw_detections(axes, array, ground_truth, prediction, names, threshold, 9.0, "image")
-    axes.set_title(f"ground truth: {num_truth} (green)   predictions >= {threshold:.2f}: {num_shown} (red)",
-                   fontsize=10)
-    return save_figure(figure, path)
-
-
-def plot_detection_grid(
-    samples: Sequence[tuple[Any, Mapping[str, Any] | None, Mapping[str, Any] | None]],
-    class_names: Sequence[str],
-    path: str | os.PathLike,
-    columns: int = 4,
-    score_threshold: float = 0.3,
-) -> Path:
-    """Grid of detection overlays, one cell per `(image, ground_truth, prediction)` sample, as a PNG.
-
-    Same drawing as `plot_detections` (green ground truth, red predictions with score >= `score_threshold`);
-    each cell is titled with its index and box counts. With no samples the PNG says "nothing to show".
-    """
-    names = check_class_names(class_names)
-    threshold = _check_threshold(score_threshold)
-    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
-        raise ValueError(f"columns must be a positive integer, got {columns!r}")
-    samples = list(samples)
-    for index, sample in enumerate(samples):
-        if not isinstance(sample, (tuple, list)) or len(sample) != 3:
-            raise ValueError(f"samples[{index}] must be an (image, ground_truth, prediction) triple")
-    if not samples:
-        return message_png(path, "nothing to show")
-
-    count = len(samples)
-    columns = min(int(columns), count)
-    rows = math.ceil(count / columns)
-    figure = new_figure(3.2 * columns, 3.4 * rows)
-    for index, (image, truth, pred) in enumerate(samples):
-        axes = figure.add_subplot(rows, columns, index + 1)
-        num_truth, num_shown = _draw_detections(axes, image, truth, pred, names, threshold, 6.0,
-                                                f"samples[{index}]")
-        axes.set_title(f"#{index}: {num_truth} gt, {num_shown} pred", fontsize=8)
-    figure.suptitle(f"green: ground truth   red: predictions (score >= {threshold:.2f})", fontsize=9)
-    return save_figure(figure, path)

@@ -17,15 +17,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
-__all__ = ["THRESHOLD_GRID", "average_precision", "label_counts", "macro_f1", "multi_label_metrics",
-           "plot_ap_per_class", "tune_threshold"]
+__all__ = [
+    "THRESHOLD_GRID",
+    "average_precision",
+    "label_counts",
+    "macro_f1",
+    "multi_label_metrics",
+    "plot_ap_per_class",
+    "tune_threshold",
+]
 
 
 def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float | None:
@@ -50,8 +57,11 @@ def label_counts(y_true: np.ndarray, probabilities: np.ndarray, threshold: float
     """(true positives, false positives, false negatives), each int64 [C], at `threshold` (>= is positive)."""
     truth = np.asarray(y_true) > 0.5
     predicted = np.asarray(probabilities) >= threshold
-    return ((truth & predicted).sum(0).astype(np.int64), (~truth & predicted).sum(0).astype(np.int64),
-            (truth & ~predicted).sum(0).astype(np.int64))
+    return (
+        (truth & predicted).sum(0).astype(np.int64),
+        (~truth & predicted).sum(0).astype(np.int64),
+        (truth & ~predicted).sum(0).astype(np.int64),
+    )
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -68,8 +78,9 @@ def macro_f1(y_true: np.ndarray, probabilities: np.ndarray, threshold: float) ->
     return float(_ratio(2 * tp, 2 * tp + fp + fn)[present].mean())
 
 
-def tune_threshold(y_true: np.ndarray, probabilities: np.ndarray,
-                   grid: Sequence[float] = THRESHOLD_GRID) -> tuple[float, dict[float, float | None]]:
+def tune_threshold(
+    y_true: np.ndarray, probabilities: np.ndarray, grid: Sequence[float] = THRESHOLD_GRID
+) -> tuple[float, dict[float, float | None]]:
     """(the grid threshold with the highest macro F1, macro F1 at every grid threshold). Ties: nearest 0.5, then
     the lower. Without any positive there is nothing to tune: 0.5."""
     scores = {float(t): macro_f1(y_true, probabilities, float(t)) for t in grid}
@@ -82,14 +93,16 @@ def tune_threshold(y_true: np.ndarray, probabilities: np.ndarray,
     return min(tied, key=lambda t: (abs(t - 0.5), t)), scores
 
 
-def multi_label_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str],
-                        threshold: float | None = None) -> dict:
+def multi_label_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str], threshold: float | None = None
+) -> dict:
     """Every figure of the module docstring. `threshold` None: tuned on this data (`tune_threshold`)."""
     y_true = np.asarray(y_true, np.float32)
     probabilities = np.asarray(probabilities, np.float32)
     if y_true.shape != probabilities.shape or y_true.ndim != 2 or y_true.shape[1] != len(class_names):
-        raise ValueError(f"labels {y_true.shape} and probabilities {probabilities.shape} must both be [N, "
-                         f"{len(class_names)}]")
+        raise ValueError(
+            f"labels {y_true.shape} and probabilities {probabilities.shape} must both be [N, {len(class_names)}]"
+        )
     tuned = threshold is None
     f1_by_threshold: dict[float, float | None] = {}
     if tuned:
@@ -103,9 +116,17 @@ def multi_label_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_nam
     def mean(values: np.ndarray) -> float | None:
         return float(values[present].mean()) if present.any() else None
 
-    per_class = {name: {"ap": aps[c], "precision": float(precision[c]), "recall": float(recall[c]),
-                        "f1": float(f1[c]), "support": int(tp[c] + fn[c]), "predicted": int(tp[c] + fp[c])}
-                 for c, name in enumerate(class_names)}
+    per_class = {
+        name: {
+            "ap": aps[c],
+            "precision": float(precision[c]),
+            "recall": float(recall[c]),
+            "f1": float(f1[c]),
+            "support": int(tp[c] + fn[c]),
+            "predicted": int(tp[c] + fp[c]),
+        }
+        for c, name in enumerate(class_names)
+    }
     present_aps = [ap for ap in aps if ap is not None]
     return {
         "map": float(np.mean(present_aps)) if present_aps else None,
@@ -115,8 +136,11 @@ def multi_label_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_nam
         "macro_recall": mean(recall),
         "exact_match": float((truth == predicted).all(axis=1).mean()) if len(y_true) else None,
         "threshold": float(threshold),
-        "threshold_source": ("tuned on this data: the grid threshold with the highest macro F1" if tuned
-                             else "given (not tuned on this data)"),
+        "threshold_source": (
+            "tuned on this data: the grid threshold with the highest macro F1"
+            if tuned
+            else "given (not tuned on this data)"
+        ),
         "macro_f1_by_threshold": {f"{t:.2f}": v for t, v in f1_by_threshold.items()},
         "per_class": per_class,
         "class_names": list(class_names),
@@ -149,8 +173,11 @@ def plot_ap_per_class(metrics: dict, path: str | os.PathLike) -> Path:
     axes.invert_yaxis()
     axes.set_xlim(0, 1.12)
     mean_ap = metrics["map"]
-    axes.set_title(f"per-class AP (support in brackets); mAP {mean_ap:.3f}" if mean_ap is not None
-                   else "per-class AP: no class has a positive")
+    axes.set_title(
+        f"per-class AP (support in brackets); mAP {mean_ap:.3f}"
+        if mean_ap is not None
+        else "per-class AP: no class has a positive"
+    )
     figure.legend(loc="outside lower center", ncols=2, fontsize=8)
     with atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, format="png", dpi=100)

@@ -8,8 +8,9 @@ through `serving_default`, which runs the same decode and transform in its graph
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -34,9 +35,15 @@ def predict_multi_label(predict_batch: Callable[[Any], np.ndarray], batches: Ite
     return np.concatenate(labels), np.concatenate(probabilities)
 
 
-def write_multi_label_report(out_dir: str | Path, y_true: np.ndarray, probabilities: np.ndarray,
-                             class_names: Sequence[str], threshold: float | None = None,
-                             histories: Sequence[tuple[str, Path]] = (), extra: dict | None = None) -> dict:
+def write_multi_label_report(
+    out_dir: str | Path,
+    y_true: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    threshold: float | None = None,
+    histories: Sequence[tuple[str, Path]] = (),
+    extra: dict | None = None,
+) -> dict:
     """ap_per_class.png, then metrics.json (last: its presence marks a complete report); the metrics."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,25 +52,39 @@ def write_multi_label_report(out_dir: str | Path, y_true: np.ndarray, probabilit
     return write_report(out, metrics, histories, extra)
 
 
-def evaluate_multi_label(model: keras.Model, source: MultiLabelSource, data_config: Any, out_dir: str | Path,
-                         class_names: Sequence[str], batch_size: int = 32,
-                         histories: Sequence[tuple[str, Path]] = (), extra: dict | None = None,
-                         threshold: float | None = None) -> dict:
+def evaluate_multi_label(
+    model: keras.Model,
+    source: MultiLabelSource,
+    data_config: Any,
+    out_dir: str | Path,
+    class_names: Sequence[str],
+    batch_size: int = 32,
+    histories: Sequence[tuple[str, Path]] = (),
+    extra: dict | None = None,
+    threshold: float | None = None,
+) -> dict:
     """The report of `model` on `source`; `threshold` None tunes it on `source` (the validation set)."""
     infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    batches = ((images, labels.numpy()) for images, labels in multi_label_eval_dataset(source, data_config,
-                                                                                      batch_size))
+    batches = ((images, labels.numpy()) for images, labels in multi_label_eval_dataset(source, data_config, batch_size))
     y_true, probabilities = predict_multi_label(lambda images: infer(images).numpy(), batches)
     return write_multi_label_report(out_dir, y_true, probabilities, class_names, threshold, histories, extra)
 
 
-def evaluate_multi_label_export(loaded: Any, source: MultiLabelSource, out_dir: str | Path, batch_size: int,
-                                card: dict) -> dict:
+def evaluate_multi_label_export(
+    loaded: Any, source: MultiLabelSource, out_dir: str | Path, batch_size: int, card: dict
+) -> dict:
     """The report of an exported SavedModel at the threshold it serves (the card's), not one tuned here."""
     serve = loaded.signatures["serving_default"]
     files = tf.data.Dataset.from_tensor_slices((source.paths, source.labels)).batch(batch_size)
     batches = ((tf.map_fn(tf.io.read_file, paths), labels.numpy()) for paths, labels in files)
     y_true, probabilities = predict_multi_label(
-        lambda encoded: serve(image_bytes=encoded)["probabilities"].numpy(), batches)
-    return write_multi_label_report(out_dir, y_true, probabilities, card["labels"], card["export"]["threshold"],
-                                    extra={"saved_model": card.get("name")})
+        lambda encoded: serve(image_bytes=encoded)["probabilities"].numpy(), batches
+    )
+    return write_multi_label_report(
+        out_dir,
+        y_true,
+        probabilities,
+        card["labels"],
+        card["export"]["threshold"],
+        extra={"saved_model": card.get("name")},
+    )

@@ -12,8 +12,9 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -58,6 +59,8 @@ def plot_confusion_matrix(
 
     With `normalize=True` each row is divided by its total (recall on the diagonal); rows with no examples
     stay at 0. Cell and font sizes scale with C so that ~30 classes stay readable.
+
+    Long: the matplotlib calls of one figure, in order.
     """
     counts = np.asarray(matrix)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
@@ -86,8 +89,9 @@ def plot_confusion_matrix(
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
 
     tick_size = max(6.0, min(11.0, 180.0 / num_classes))
-    axes.set_xticks(np.arange(num_classes), labels=names, rotation=60, ha="right", rotation_mode="anchor",
-                    fontsize=tick_size)
+    axes.set_xticks(
+        np.arange(num_classes), labels=names, rotation=60, ha="right", rotation_mode="anchor", fontsize=tick_size
+    )
     axes.set_yticks(np.arange(num_classes), labels=names, fontsize=tick_size)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
@@ -104,8 +108,15 @@ def plot_confusion_matrix(
                 text = f"{value:.2f}"
             else:
                 text = f"{int(round(value))}"
-            axes.text(p, t, text, ha="center", va="center", fontsize=cell_size,
-                      color="white" if value > threshold else "black")
+            axes.text(
+                p,
+                t,
+                text,
+                ha="center",
+                va="center",
+                fontsize=cell_size,
+                color="white" if value > threshold else "black",
+            )
     return save_figure(figure, path)
 
 
@@ -175,6 +186,8 @@ def plot_training_curves(histories: Sequence[tuple[str, str | Path]], path: str 
     the training metrics are plotted alone. Phases follow each other on the x axis (whether a phase's epoch
     numbers restart at 0 or continue from the previous phase), with a dashed vertical line at each boundary.
     Missing or empty CSV files are skipped; if none is left the PNG says "no training history".
+
+    Long: the matplotlib calls of one figure, in order.
     """
     phases: list[tuple[str, dict[str, np.ndarray], np.ndarray]] = []
     offset = 0
@@ -211,8 +224,17 @@ def plot_training_curves(histories: Sequence[tuple[str, str | Path]], path: str 
             start = float(x.min()) - 0.5
             if phase_index > 0:
                 axes.axvline(start, color="gray", linestyle="--", linewidth=1)
-            label = axes.annotate(phase_name, xy=(start, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                                  textcoords="offset points", ha="left", va="top", fontsize=8, color="gray")
+            label = axes.annotate(
+                phase_name,
+                xy=(start, 1.0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -3),
+                textcoords="offset points",
+                ha="left",
+                va="top",
+                fontsize=8,
+                color="gray",
+            )
             label.set_in_layout(False)
         axes.set_xlim(0.5, offset + 0.5)
         axes.set_title(metric)

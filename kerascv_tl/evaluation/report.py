@@ -9,8 +9,8 @@ mistakes are kept, so memory does not grow with the dataset.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -23,7 +23,9 @@ MAX_MISTAKES_SHOWN = 25
 THUMBNAIL_SIZE = 128
 
 
-def predict_all(predict_batch: Callable[[np.ndarray], np.ndarray], batches: Iterable, max_mistakes: int = MAX_MISTAKES_SHOWN):
+def predict_all(
+    predict_batch: Callable[[np.ndarray], np.ndarray], batches: Iterable, max_mistakes: int = MAX_MISTAKES_SHOWN
+):
     """(y_true, probabilities, mistakes) over batches of (inputs, labels) or (inputs, labels, display_images).
 
     `inputs` go to `predict_batch`; mistakes are shown from `display_images` (float [B, S, S, 3] in
@@ -44,8 +46,14 @@ def predict_all(predict_batch: Callable[[np.ndarray], np.ndarray], batches: Iter
             confidence = float(probs[i, predicted[i]])
             if len(heap) < max_mistakes or (heap and confidence > heap[0][0]):
                 thumb = tf.image.resize(images[i], (THUMBNAIL_SIZE, THUMBNAIL_SIZE), antialias=True)
-                item = (confidence, offset + int(i), np.clip(thumb.numpy(), 0, 255).astype(np.uint8),
-                        int(y[i]), int(predicted[i]), probs[i])
+                item = (
+                    confidence,
+                    offset + int(i),
+                    np.clip(thumb.numpy(), 0, 255).astype(np.uint8),
+                    int(y[i]),
+                    int(predicted[i]),
+                    probs[i],
+                )
                 if len(heap) < max_mistakes:
                     heapq.heappush(heap, item)
                 else:
@@ -70,18 +78,34 @@ def write_classification_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = classification_metrics(y_true, probabilities, class_names)
-    atomic_write_json(out / "confusion_matrix.json",
-                      {"class_names": list(class_names), "rows": "true", "columns": "predicted",
-                       "matrix": metrics["confusion_matrix"]})
+    atomic_write_json(
+        out / "confusion_matrix.json",
+        {
+            "class_names": list(class_names),
+            "rows": "true",
+            "columns": "predicted",
+            "matrix": metrics["confusion_matrix"],
+        },
+    )
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names, out / "confusion_matrix.png")
     if mistakes:
         plot_misclassified(
-            np.stack([m[2] for m in mistakes]), np.array([m[3] for m in mistakes]), np.array([m[4] for m in mistakes]),
-            np.stack([m[5] for m in mistakes]), class_names, out / "misclassified.png",
+            np.stack([m[2] for m in mistakes]),
+            np.array([m[3] for m in mistakes]),
+            np.array([m[4] for m in mistakes]),
+            np.stack([m[5] for m in mistakes]),
+            class_names,
+            out / "misclassified.png",
         )
     else:
-        plot_misclassified(np.zeros((0, 8, 8, 3), np.uint8), np.zeros(0, int), np.zeros(0, int),
-                           np.zeros((0, len(class_names))), class_names, out / "misclassified.png")
+        plot_misclassified(
+            np.zeros((0, 8, 8, 3), np.uint8),
+            np.zeros(0, int),
+            np.zeros(0, int),
+            np.zeros((0, len(class_names))),
+            class_names,
+            out / "misclassified.png",
+        )
     if histories:
         plot_training_curves(list(histories), out / "training_curves.png")
     metrics.update(extra or {})
@@ -90,8 +114,9 @@ def write_classification_report(
     return metrics
 
 
-def write_report(out_dir: str | Path, metrics: dict, histories: Sequence[tuple[str, Path]] = (),
-                 extra: dict | None = None) -> dict:
+def write_report(
+    out_dir: str | Path, metrics: dict, histories: Sequence[tuple[str, Path]] = (), extra: dict | None = None
+) -> dict:
     """Training curves (when there are histories) and metrics.json, merged with `extra`, in `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

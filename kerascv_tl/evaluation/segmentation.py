@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -56,15 +57,18 @@ def _as_class_map(values: Any, name: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _check_values(array: np.ndarray, num_classes: int, name: str, allow_ignore: bool,
-                  ignore_index: int = IGNORE_INDEX) -> None:
+def _check_values(
+    array: np.ndarray, num_classes: int, name: str, allow_ignore: bool, ignore_index: int = IGNORE_INDEX
+) -> None:
     bad = (array < 0) | (array >= num_classes)
     if allow_ignore:
         bad &= array != ignore_index
     if np.any(bad):
         allowed = f"[0, {num_classes})" + (f" or {ignore_index} (ignore)" if allow_ignore else "")
-        raise ValueError(f"{name} must hold class indices in {allowed}, got {int(array[bad][0])} "
-                         f"(and {int(bad.sum()) - 1} other out-of-range values)")
+        raise ValueError(
+            f"{name} must hold class indices in {allowed}, got {int(array[bad][0])} "
+            f"(and {int(bad.sum()) - 1} other out-of-range values)"
+        )
 
 
 # --------------------------------------------------------------------------------------------------- metrics
@@ -100,8 +104,10 @@ class ConfusionAccumulator:
         truth = _as_class_map(ground_truth, "ground_truth")
         pred = _as_class_map(prediction, "prediction")
         if truth.shape != pred.shape:
-            raise ValueError(f"ground_truth and prediction must have the same shape, got ground_truth "
-                             f"{truth.shape} and prediction {pred.shape}")
+            raise ValueError(
+                f"ground_truth and prediction must have the same shape, got ground_truth "
+                f"{truth.shape} and prediction {pred.shape}"
+            )
         if truth.ndim not in (2, 3):
             raise ValueError(f"class maps must have shape [H, W] or [B, H, W], got {truth.shape}")
         _check_values(pred, self.num_classes, "prediction", allow_ignore=False)
@@ -192,8 +198,9 @@ PALETTE.setflags(write=False)
 def _check_map_classes(num_classes: Any) -> int:
     num_classes = _check_num_classes(num_classes)
     if num_classes > IGNORE_INDEX:
-        raise ValueError(f"num_classes must be at most {IGNORE_INDEX} (index {IGNORE_INDEX} means 'ignore'), "
-                         f"got {num_classes}")
+        raise ValueError(
+            f"num_classes must be at most {IGNORE_INDEX} (index {IGNORE_INDEX} means 'ignore'), got {num_classes}"
+        )
     return num_classes
 
 
@@ -251,8 +258,10 @@ def overlay(image: np.ndarray, class_map: np.ndarray, num_classes: int, alpha: f
     photo = _rgb_uint8(image)
     labels = _class_map_2d(class_map, num_classes, "class_map")
     if photo.shape[:2] != labels.shape:
-        raise ValueError(f"image and class_map must have the same height and width, got image {photo.shape} "
-                         f"and class_map {labels.shape}")
+        raise ValueError(
+            f"image and class_map must have the same height and width, got image {photo.shape} "
+            f"and class_map {labels.shape}"
+        )
     result = photo.copy()
     coloured = labels != 0
     blended = (1.0 - alpha) * photo[coloured].astype(np.float64) + alpha * PALETTE[labels[coloured]]
@@ -293,6 +302,8 @@ def plot_segmentation_grid(
     leaving that panel as the plain photo). A legend lists the colours of the classes that occur (at most
     MAX_LEGEND_ENTRIES, the most frequent), plus "ignore" when ground truth has unlabelled pixels. Written
     atomically; with no samples the PNG says "nothing to show".
+
+    Long: the matplotlib calls of one figure, in order.
     """
     names = check_class_names(class_names)
     num_classes = _check_map_classes(len(names))
@@ -312,8 +323,10 @@ def plot_segmentation_grid(
                 continue
             labels = _class_map_2d(values, num_classes, f"samples[{index}] {name}")
             if labels.shape != photo.shape[:2]:
-                raise ValueError(f"samples[{index}]: image {photo.shape} and {name} {labels.shape} must have the "
-                                 "same height and width")
+                raise ValueError(
+                    f"samples[{index}]: image {photo.shape} and {name} {labels.shape} must have the "
+                    "same height and width"
+                )
             valid = labels[labels != IGNORE_INDEX]
             pixel_counts += np.bincount(valid.reshape(-1), minlength=num_classes)
             has_ignore |= bool(valid.size != labels.size)
@@ -345,6 +358,13 @@ def plot_segmentation_grid(
         handles.append(Patch(facecolor=np.asarray(IGNORE_COLOR) / 255.0, edgecolor="#555555", label="ignore"))
     if handles:
         title = f"{names[0]} (class 0) uncoloured" + (f"; {hidden} more classes not listed" if hidden else "")
-        figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=7,
-                      title=title, title_fontsize=7, frameon=False)
+        figure.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=min(len(handles), 5),
+            fontsize=7,
+            title=title,
+            title_fontsize=7,
+            frameon=False,
+        )
     return save_figure(figure, path)

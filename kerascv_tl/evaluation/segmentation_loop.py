@@ -6,8 +6,9 @@ metrics score the pixels a served model returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -43,9 +44,16 @@ def predict_class_maps(model: keras.Model, source: SegmentationSource, image_siz
         yield from flush()
 
 
-def evaluate_segmenter(model: keras.Model, source: SegmentationSource, data_config: Any, out_dir: str | Path,
-                       class_names: Sequence[str], batch_size: int = 8, histories: Sequence[tuple[str, Path]] = (),
-                       extra: dict | None = None) -> dict:
+def evaluate_segmenter(
+    model: keras.Model,
+    source: SegmentationSource,
+    data_config: Any,
+    out_dir: str | Path,
+    class_names: Sequence[str],
+    batch_size: int = 8,
+    histories: Sequence[tuple[str, Path]] = (),
+    extra: dict | None = None,
+) -> dict:
     accumulator = ConfusionAccumulator(len(class_names))
     samples = []
     for image, mask, prediction in predict_class_maps(model, source, data_config.image_size, batch_size):
@@ -56,7 +64,9 @@ def evaluate_segmenter(model: keras.Model, source: SegmentationSource, data_conf
     metrics["num_images"] = len(source)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "confusion_matrix.json", {"labels": list(class_names),
-                                                      "matrix": accumulator.matrix.astype(np.int64).tolist()})
+    atomic_write_json(
+        out / "confusion_matrix.json",
+        {"labels": list(class_names), "matrix": accumulator.matrix.astype(np.int64).tolist()},
+    )
     plot_segmentation_grid(samples, class_names, out / "segmentations.png")
     return write_report(out, metrics, histories, extra)

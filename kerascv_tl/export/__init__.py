@@ -5,5 +5,11 @@ from kerascv_tl.export.detector import export_detector
 from kerascv_tl.export.segmenter import export_segmenter
 from kerascv_tl.export.serving import latest_version_dir, load_serving, write_versioned
 
-__all__ = ["export_classifier", "export_detector", "export_segmenter", "latest_version_dir", "load_serving",
-           "write_versioned"]
+__all__ = [
+    "export_classifier",
+    "export_detector",
+    "export_segmenter",
+    "latest_version_dir",
+    "load_serving",
+    "write_versioned",
+]

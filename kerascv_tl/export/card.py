@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import tensorflow as tf
@@ -13,8 +14,15 @@ import kerascv_tl
 if TYPE_CHECKING:
     from kerascv_tl.config import RecipeConfig
 
-def model_card(config: RecipeConfig, class_names: Sequence[str], backbone_info: dict, resize: str,
-               metrics: dict | None = None, run_dir: str | None = None) -> dict:
+
+def model_card(
+    config: RecipeConfig,
+    class_names: Sequence[str],
+    backbone_info: dict,
+    resize: str,
+    metrics: dict | None = None,
+    run_dir: str | None = None,
+) -> dict:
     """The card of a run's model. `resize` says in words how the serving graph resizes an image and `metrics` are
     the headline figures (both the task's: `Task.serving_resize`, `Task.card_metrics`)."""
     try:
@@ -27,9 +35,13 @@ def model_card(config: RecipeConfig, class_names: Sequence[str], backbone_info: 
     return {
         "name": config.export.name,
         "task": config.task,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "software": {"kerascv_tl": kerascv_tl.__version__, "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "keras_hub": hub_version},
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "software": {
+            "kerascv_tl": kerascv_tl.__version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "keras_hub": hub_version,
+        },
         "labels": list(class_names),
         "input": {
             "pixels": "RGB, any size; decoded in the graph (JPEG EXIF orientation honoured)",
@@ -42,7 +54,10 @@ def model_card(config: RecipeConfig, class_names: Sequence[str], backbone_info: 
         "recipe": config.recipe,
         "precision": config.precision,  # the dtype policy the model computes in
         "metrics": dict(metrics or {}),
-        "data": {"train": config.data.train, "val": config.data.val or f"seeded split of data.train, fraction {config.data.val_fraction}"},
+        "data": {
+            "train": config.data.train,
+            "val": config.data.val or f"seeded split of data.train, fraction {config.data.val_fraction}",
+        },
         "run_dir": run_dir,
         "config": config.to_dict(),
     }

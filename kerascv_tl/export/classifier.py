@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -34,12 +34,17 @@ def export_classifier(
     def outputs(images):
         probabilities = model(images, training=False)
         scores, ids = tf.math.top_k(probabilities, k=k)
-        return {"probabilities": probabilities, "scores": scores, "class_ids": ids,
-                "class_names": tf.gather(names, ids)}
+        return {
+            "probabilities": probabilities,
+            "scores": scores,
+            "class_ids": ids,
+            "class_names": tf.gather(names, ids),
+        }
 
     def serve_bytes(image_bytes):
-        images = tf.map_fn(lambda b: eval_transform(decode_image(b), image_size, crop_fraction), image_bytes,
-                           fn_output_signature=spec)
+        images = tf.map_fn(
+            lambda b: eval_transform(decode_image(b), image_size, crop_fraction), image_bytes, fn_output_signature=spec
+        )
         return outputs(images)
 
     def serve_images(images):
@@ -48,5 +53,12 @@ def export_classifier(
 
     archive = serving_archive(model, serve_bytes, serve_images)
     outputs_doc = ["probabilities", "scores", "class_ids", "class_names"]
-    return write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
-                            {"image_size": image_size, "crop_fraction": crop_fraction, "top_k": k})
+    return write_versioned(
+        archive,
+        base_dir,
+        version,
+        card,
+        class_names,
+        outputs_doc,
+        {"image_size": image_size, "crop_fraction": crop_fraction, "top_k": k},
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -29,17 +29,27 @@ def export_detector(
     NMS does not trace with an unknown batch size, so the graph maps over the batch, one image at a time.
     Outputs per image, padded to `max_detections`: boxes [K, 4], scores [K], class_ids [K] (-1 padding),
     class_names [K] ("" padding), num_detections [].
+
+    Long: the serving functions are closures over the model and the export options.
     """
     size = int(model.input_shape[1])
     previous = model.prediction_decoder
-    decoder = type(previous)(bounding_box_format=previous.bounding_box_format, from_logits=previous.from_logits,
-                             iou_threshold=iou_threshold, confidence_threshold=score_threshold,
-                             max_detections=max_detections)
+    decoder = type(previous)(
+        bounding_box_format=previous.bounding_box_format,
+        from_logits=previous.from_logits,
+        iou_threshold=iou_threshold,
+        confidence_threshold=score_threshold,
+        max_detections=max_detections,
+    )
     names = tf.constant(list(class_names) + [""])  # index -1 (padding) -> ""
     k = max_detections
-    spec = {"boxes": tf.TensorSpec([k, 4], tf.float32), "scores": tf.TensorSpec([k], tf.float32),
-            "class_ids": tf.TensorSpec([k], tf.int32), "class_names": tf.TensorSpec([k], tf.string),
-            "num_detections": tf.TensorSpec([], tf.int32)}
+    spec = {
+        "boxes": tf.TensorSpec([k, 4], tf.float32),
+        "scores": tf.TensorSpec([k], tf.float32),
+        "class_ids": tf.TensorSpec([k], tf.int32),
+        "class_names": tf.TensorSpec([k], tf.string),
+        "num_detections": tf.TensorSpec([], tf.int32),
+    }
 
     def detect(image):
         shape = tf.shape(image)
@@ -51,10 +61,13 @@ def export_detector(
         limits = tf.cast(tf.stack([shape[1], shape[0], shape[1], shape[0]]), tf.float32)
         boxes = tf.clip_by_value(tf.cast(decoded["boxes"][0], tf.float32) / scale, 0.0, limits)
         ids = tf.where(valid, tf.cast(decoded["labels"][0], tf.int32), -1)
-        return {"boxes": tf.where(valid[:, None], boxes, 0.0),
-                "scores": tf.where(valid, tf.cast(decoded["confidence"][0], tf.float32), 0.0),
-                "class_ids": ids, "class_names": tf.gather(names, tf.where(ids < 0, len(class_names), ids)),
-                "num_detections": count}
+        return {
+            "boxes": tf.where(valid[:, None], boxes, 0.0),
+            "scores": tf.where(valid, tf.cast(decoded["confidence"][0], tf.float32), 0.0),
+            "class_ids": ids,
+            "class_names": tf.gather(names, tf.where(ids < 0, len(class_names), ids)),
+            "num_detections": count,
+        }
 
     def serve_bytes(image_bytes):
         return tf.map_fn(lambda b: detect(decode_image(b)), image_bytes, fn_output_signature=spec)
@@ -68,9 +81,20 @@ def export_detector(
     try:
         archive = serving_archive(model, serve_bytes, serve_images)
         outputs_doc = ["boxes (xyxy, original pixels)", "scores", "class_ids", "class_names", "num_detections"]
-        return write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
-                                {"image_size": size, "score_threshold": score_threshold, "iou_threshold": iou_threshold,
-                                 "max_detections": max_detections,
-                                 "resize": "letterbox (resize longer side, pad bottom/right)"})
+        return write_versioned(
+            archive,
+            base_dir,
+            version,
+            card,
+            class_names,
+            outputs_doc,
+            {
+                "image_size": size,
+                "score_threshold": score_threshold,
+                "iou_threshold": iou_threshold,
+                "max_detections": max_detections,
+                "resize": "letterbox (resize longer side, pad bottom/right)",
+            },
+        )
     finally:
         model.prediction_decoder = previous

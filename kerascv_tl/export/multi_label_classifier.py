@@ -10,8 +10,8 @@ The threshold is the one tuned on the run's validation set (metrics.json `thresh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -52,8 +52,9 @@ def export_multi_label_classifier(
         return {"probabilities": probabilities, "above_threshold": above, "labels": labels}
 
     def serve_bytes(image_bytes):
-        images = tf.map_fn(lambda b: eval_transform(decode_image(b), image_size, crop_fraction), image_bytes,
-                           fn_output_signature=spec)
+        images = tf.map_fn(
+            lambda b: eval_transform(decode_image(b), image_size, crop_fraction), image_bytes, fn_output_signature=spec
+        )
         return outputs(images)
 
     def serve_images(images):
@@ -62,10 +63,14 @@ def export_multi_label_classifier(
 
     archive = serving_archive(model, serve_bytes, serve_images)
     details = {
-        "image_size": image_size, "crop_fraction": crop_fraction, "threshold": float(threshold),
+        "image_size": image_size,
+        "crop_fraction": crop_fraction,
+        "threshold": float(threshold),
         "threshold_source": threshold_source,
-        "outputs": {"probabilities": "float32 [batch, classes]: independent per-class probabilities (sigmoid)",
-                    "above_threshold": "bool [batch, classes]: probabilities >= threshold",
-                    "labels": "string [batch, classes]: the class name where above_threshold, '' elsewhere"},
+        "outputs": {
+            "probabilities": "float32 [batch, classes]: independent per-class probabilities (sigmoid)",
+            "above_threshold": "bool [batch, classes]: probabilities >= threshold",
+            "labels": "string [batch, classes]: the class name where above_threshold, '' elsewhere",
+        },
     }
     return write_versioned(archive, base_dir, version, card, class_names, OUTPUTS_DOC, details)

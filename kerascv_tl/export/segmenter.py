@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -29,13 +29,18 @@ def export_segmenter(
     functions the evaluation uses). Images in one batch may differ in size, so the outputs are
     class_map int32 [B, Hmax, Wmax] (-1 outside each image), height int32 [B], width int32 [B], and with
     `include_probabilities` probabilities float32 [B, S, S, C] (softmax at model resolution).
+
+    Long: the serving functions are closures over the model and the export options.
     """
     size = int(model.input_shape[1])
     num_classes = int(model.output_shape[-1])
     if len(class_names) != num_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {num_classes} outputs")
-    prepared_spec = {"image": tf.TensorSpec([size, size, 3], tf.float32),
-                     "height": tf.TensorSpec([], tf.int32), "width": tf.TensorSpec([], tf.int32)}
+    prepared_spec = {
+        "image": tf.TensorSpec([size, size, 3], tf.float32),
+        "height": tf.TensorSpec([], tf.int32),
+        "width": tf.TensorSpec([], tf.int32),
+    }
 
     def prepare(image):
         shape = tf.shape(image)
@@ -52,8 +57,9 @@ def export_segmenter(
             classes = class_map_at(image_logits, height, width)
             return tf.pad(classes, [[0, max_height - height], [0, max_width - width]], constant_values=-1)
 
-        maps = tf.map_fn(class_map, (logits, heights, widths),
-                         fn_output_signature=tf.TensorSpec([None, None], tf.int32))
+        maps = tf.map_fn(
+            class_map, (logits, heights, widths), fn_output_signature=tf.TensorSpec([None, None], tf.int32)
+        )
         result = {"class_map": maps, "height": heights, "width": widths}
         if include_probabilities:
             result["probabilities"] = tf.nn.softmax(logits, axis=-1)
@@ -66,12 +72,24 @@ def export_segmenter(
         return segment(tf.map_fn(prepare, images, fn_output_signature=prepared_spec))
 
     archive = serving_archive(model, serve_bytes, serve_images)
-    outputs_doc = ["class_map (int32 [batch, max height, max width], original pixels, -1 outside the image)",
-                   "height", "width"]
+    outputs_doc = [
+        "class_map (int32 [batch, max height, max width], original pixels, -1 outside the image)",
+        "height",
+        "width",
+    ]
     if include_probabilities:
         outputs_doc.append("probabilities (float32 [batch, image_size, image_size, classes], model resolution)")
-    return write_versioned(archive, base_dir, version, card, class_names, outputs_doc,
-                            {"image_size": size,
-                             "resize": f"stretch to {size}x{size} (bilinear, antialiased); logits resized bilinearly "
-                                       "to the original size, then argmax",
-                             "include_probabilities": bool(include_probabilities)})
+    return write_versioned(
+        archive,
+        base_dir,
+        version,
+        card,
+        class_names,
+        outputs_doc,
+        {
+            "image_size": size,
+            "resize": f"stretch to {size}x{size} (bilinear, antialiased); logits resized bilinearly "
+            "to the original size, then argmax",
+            "include_probabilities": bool(include_probabilities),
+        },
+    )

@@ -13,8 +13,8 @@ without it lets preprocessing layers default to training mode, and that flag rea
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -47,15 +47,24 @@ def serving_archive(model: keras.Model, serve_bytes: Callable, serve_images: Cal
     """An ExportArchive tracking `model` with the two signatures: encoded bytes and uint8 pixel batches."""
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(SERVING_DEFAULT, serve_bytes,
-                         input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-    archive.add_endpoint(SERVING_IMAGES, serve_images,
-                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    archive.add_endpoint(
+        SERVING_DEFAULT, serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
+    archive.add_endpoint(
+        SERVING_IMAGES, serve_images, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+    )
     return archive
 
 
-def write_versioned(archive: keras.export.ExportArchive, base_dir: str | Path, version: int | None, card: dict | None,
-                    class_names: Sequence[str], outputs_doc: list[str], details: dict) -> Path:
+def write_versioned(
+    archive: keras.export.ExportArchive,
+    base_dir: str | Path,
+    version: int | None,
+    card: dict | None,
+    class_names: Sequence[str],
+    outputs_doc: list[str],
+    details: dict,
+) -> Path:
     """Writes the archive and its model card into BASE/<version>/ in one atomic rename."""
     base = Path(base_dir)
     existing = version_dirs(base)
@@ -63,14 +72,16 @@ def write_versioned(archive: keras.export.ExportArchive, base_dir: str | Path, v
     with atomic_directory(base / str(version)) as tmp:
         archive.write_out(str(tmp), verbose=False)
         card = dict(card or {})
-        card.setdefault("export", {}).update({
-            "version": version,
-            "signatures": {
-                SERVING_DEFAULT: {"inputs": {"image_bytes": "string [batch]"}, "outputs": outputs_doc},
-                SERVING_IMAGES: {"inputs": {"images": "uint8 [batch, height, width, 3]"}, "outputs": outputs_doc},
-            },
-            **details,
-        })
+        card.setdefault("export", {}).update(
+            {
+                "version": version,
+                "signatures": {
+                    SERVING_DEFAULT: {"inputs": {"image_bytes": "string [batch]"}, "outputs": outputs_doc},
+                    SERVING_IMAGES: {"inputs": {"images": "uint8 [batch, height, width, 3]"}, "outputs": outputs_doc},
+                },
+                **details,
+            }
+        )
         card.setdefault("labels", list(class_names))
         atomic_write_json(tmp / "model_card.json", card)
     return base / str(version)

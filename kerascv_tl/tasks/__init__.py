@@ -7,5 +7,15 @@ from kerascv_tl.tasks.freeze import freeze_backbone, get_backbone, unfreeze_back
 from kerascv_tl.tasks.registry import get_task, task_names
 from kerascv_tl.tasks.segmenter import segmenter
 
-__all__ = ["classifier", "detector", "feature_extractor", "freeze_backbone", "get_backbone", "get_task", "head_model",
-           "segmenter", "task_names", "unfreeze_backbone"]
+__all__ = [
+    "classifier",
+    "detector",
+    "feature_extractor",
+    "freeze_backbone",
+    "get_backbone",
+    "get_task",
+    "head_model",
+    "segmenter",
+    "task_names",
+    "unfreeze_backbone",
+]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import keras
@@ -103,17 +104,27 @@ class Task:
         """Compiles `model` (the task model, or the model `head_phase` returned) with the config's optimizer."""
         raise NotImplementedError
 
-    def head_phase(self, setup: TaskSetup, train_data: EpochData,
-                   val_data: tf.data.Dataset) -> tuple[keras.Model, EpochData, tf.data.Dataset]:
+    def head_phase(
+        self, setup: TaskSetup, train_data: EpochData, val_data: tf.data.Dataset
+    ) -> tuple[keras.Model, EpochData, tf.data.Dataset]:
         """(model, training data, validation data) the frozen-backbone phase fits. By default the task model on
         images; a task may train a smaller model that shares the task model's head layers (cached features)."""
         return setup.model, train_data, val_data
 
     # --------------------------------------------------------------------------------------------- results
 
-    def evaluate(self, model: keras.Model, source: Any, config: RecipeConfig, out_dir: str | Path,
-                 class_names: Sequence[str], batch_size: int, histories: Sequence[tuple[str, Path]] = (),
-                 extra: dict | None = None, run_metrics: dict | None = None) -> dict:
+    def evaluate(
+        self,
+        model: keras.Model,
+        source: Any,
+        config: RecipeConfig,
+        out_dir: str | Path,
+        class_names: Sequence[str],
+        batch_size: int,
+        histories: Sequence[tuple[str, Path]] = (),
+        extra: dict | None = None,
+        run_metrics: dict | None = None,
+    ) -> dict:
         """Runs `model` over `source`, writes metrics.json and the task's pictures into `out_dir`; the metrics.
 
         `run_metrics`: the metrics.json of the run the model comes from, when evaluating a finished run on other
@@ -123,8 +134,12 @@ class Task:
 
     def run_summary(self, setup: TaskSetup) -> dict:
         """Facts about the run that metrics.json carries beside the task's figures (no wall times)."""
-        return {"recipe": setup.config.recipe, "task": self.name, "backbone": setup.backbone.name,
-                "num_train_images": len(setup.train)}
+        return {
+            "recipe": setup.config.recipe,
+            "task": self.name,
+            "backbone": setup.backbone.name,
+            "num_train_images": len(setup.train),
+        }
 
     def headline(self, metrics: dict) -> str:
         """The metrics in a few words, for logs (e.g. "accuracy 0.9120")."""
@@ -144,8 +159,15 @@ class Task:
         """How the serving graph resizes an image, in words (the model card's `input.resize`)."""
         raise NotImplementedError
 
-    def export(self, model: keras.Model, class_names: Sequence[str], base_dir: str | Path, config: RecipeConfig,
-               card: dict, version: int | None = None) -> Path:
+    def export(
+        self,
+        model: keras.Model,
+        class_names: Sequence[str],
+        base_dir: str | Path,
+        config: RecipeConfig,
+        card: dict,
+        version: int | None = None,
+    ) -> Path:
         """Writes a TF Serving SavedModel version folder under `base_dir`; returns it."""
         raise NotImplementedError
 
@@ -153,13 +175,15 @@ class Task:
         """Presents the serving signature's `outputs` for one image file (`kerascv-tl predict`)."""
         raise NotImplementedError
 
-    def evaluate_saved_model(self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path,
-                             batch_size: int) -> dict:
+    def evaluate_saved_model(
+        self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path, batch_size: int
+    ) -> dict:
         """Evaluates an exported SavedModel on labelled data; by default only run folders can be evaluated."""
         from kerascv_tl.data.errors import DataError
 
-        raise DataError(f"{folder}: evaluate the {self.name} run folder (its SavedModel is checked against it in "
-                        "the tests)")
+        raise DataError(
+            f"{folder}: evaluate the {self.name} run folder (its SavedModel is checked against it in the tests)"
+        )
 
 
 def _dotted(obj: Any, key: str) -> Any:

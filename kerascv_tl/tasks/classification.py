@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
-from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
+from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
 from kerascv_tl.evaluation.classification_loop import evaluate_classifier, evaluate_classifier_export
 from kerascv_tl.export.classifier import export_classifier
 from kerascv_tl.precision import resolve_jit_compile
@@ -25,14 +26,18 @@ from kerascv_tl.training.feature_cache import cached_feature_data
 from kerascv_tl.training.optimizers import LearningRate, make_optimizer
 
 if TYPE_CHECKING:
-    from kerascv_tl.config import DataConfig, RecipeConfig
-    from kerascv_tl.config import TrainConfig
+    from kerascv_tl.config import DataConfig, RecipeConfig, TrainConfig
 
 TOP5_MIN_CLASSES = 5
 
 
-def compile_classifier(model: keras.Model, train_config: TrainConfig, learning_rate: LearningRate,
-                       num_classes: int, jit_compile: bool | str = "auto") -> None:
+def compile_classifier(
+    model: keras.Model,
+    train_config: TrainConfig,
+    learning_rate: LearningRate,
+    num_classes: int,
+    jit_compile: bool | str = "auto",
+) -> None:
     """Cross-entropy (with `train.label_smoothing`), accuracy and, from 5 classes, top-5 accuracy.
 
     `jit_compile`: the config value (true, false, auto); see `kerascv_tl.precision.resolve_jit_compile`.
@@ -48,13 +53,16 @@ def compile_classifier(model: keras.Model, train_config: TrainConfig, learning_r
     )
 
 
-def read_classification_source(spec: str, class_names: Sequence[str] | None, tfds_split: str = "test",
-                               tfds_data_dir: str | None = None):
+def read_classification_source(
+    spec: str, class_names: Sequence[str] | None, tfds_split: str = "test", tfds_data_dir: str | None = None
+):
     """A labelled source for evaluation: a folder, a CSV, or tfds:NAME[:SPLIT]."""
     if spec.startswith("tfds:") and spec.count(":") == 2:
         _, name, tfds_split = spec.split(":")
         spec = f"tfds:{name}"
-    return classification_source_from_spec(spec, class_names=class_names, tfds_split=tfds_split, tfds_data_dir=tfds_data_dir)
+    return classification_source_from_spec(
+        spec, class_names=class_names, tfds_split=tfds_split, tfds_data_dir=tfds_data_dir
+    )
 
 
 class ClassificationTask(Task):
@@ -62,12 +70,16 @@ class ClassificationTask(Task):
     default_monitor = "val_accuracy"
     card_metrics = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples")
     unused_config_keys = (
-        ("data.image_root", "COCO detection images"), ("data.val_image_root", "COCO detection images"),
+        ("data.image_root", "COCO detection images"),
+        ("data.val_image_root", "COCO detection images"),
         ("data.classes", "class names come from the folders or the CSV labels"),
-        ("data.ignore_index", "a segmentation mask value"), ("data.max_boxes", "detection boxes per image"),
+        ("data.ignore_index", "a segmentation mask value"),
+        ("data.max_boxes", "detection boxes per image"),
         ("head.architecture", "the segmentation head"),
-        ("export.score_threshold", "detection"), ("export.max_detections", "detection"),
-        ("export.iou_threshold", "detection NMS"), ("export.probabilities", "segmentation class probabilities"),
+        ("export.score_threshold", "detection"),
+        ("export.max_detections", "detection"),
+        ("export.iou_threshold", "detection NMS"),
+        ("export.probabilities", "segmentation class probabilities"),
     )
 
     def read_sources(self, data_config: DataConfig, seed, problems=None):
@@ -77,8 +89,10 @@ class ClassificationTask(Task):
         return read_classification_source(spec, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
 
     def describe_data(self, train, val) -> str:
-        return (f"data: {len(train)} training and {len(val)} validation images, {train.num_classes} classes "
-                f"{train.class_names}")
+        return (
+            f"data: {len(train)} training and {len(val)} validation images, {train.num_classes} classes "
+            f"{train.class_names}"
+        )
 
     def training_data(self, setup):
         config = setup.config
@@ -96,12 +110,23 @@ class ClassificationTask(Task):
     def head_phase(self, setup: TaskSetup, train_data, val_data):
         if not setup.config.train.cache_features:
             return setup.model, train_data, val_data
-        cached_train, cached_val = cached_feature_data(feature_extractor(setup.model), setup.backbone.info(),
-                                                       setup.train, setup.val, setup.config)
+        cached_train, cached_val = cached_feature_data(
+            feature_extractor(setup.model), setup.backbone.info(), setup.train, setup.val, setup.config
+        )
         return head_model(setup.model), cached_train, cached_val
 
-    def evaluate(self, model, source, config: RecipeConfig, out_dir, class_names, batch_size, histories=(), extra=None,
-                 run_metrics=None) -> dict:
+    def evaluate(
+        self,
+        model,
+        source,
+        config: RecipeConfig,
+        out_dir,
+        class_names,
+        batch_size,
+        histories=(),
+        extra=None,
+        run_metrics=None,
+    ) -> dict:
         return evaluate_classifier(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
     def run_summary(self, setup) -> dict:
@@ -122,8 +147,9 @@ class ClassificationTask(Task):
         return f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased"
 
     def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
-        return export_classifier(model, class_names, base_dir, config.data.crop_fraction, config.export.top_k, card,
-                                 version)
+        return export_classifier(
+            model, class_names, base_dir, config.data.crop_fraction, config.export.top_k, card, version
+        )
 
     def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
         k = min(options.top_k, outputs["class_ids"].shape[-1])
@@ -134,7 +160,8 @@ class ClassificationTask(Task):
         else:
             print(f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(names, scores)))
 
-    def evaluate_saved_model(self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path,
-                             batch_size: int) -> dict:
+    def evaluate_saved_model(
+        self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path, batch_size: int
+    ) -> dict:
         source = read_classification_source(spec, card["labels"])
         return evaluate_classifier_export(loaded, source, card["labels"], out_dir, batch_size, card)

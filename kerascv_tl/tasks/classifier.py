@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import keras
 
-
 from kerascv_tl.backbones import Backbone, build_backbone
 
 
@@ -45,8 +44,9 @@ def classifier(
     The backbone is trainable as built; call `freeze_backbone(model)` for feature extraction.
     """
     if num_classes < (2 if activation == "softmax" else 1):
-        raise ValueError(f"a {activation} classifier needs at least {2 if activation == 'softmax' else 1} classes, "
-                         f"got {num_classes}")
+        raise ValueError(
+            f"a {activation} classifier needs at least {2 if activation == 'softmax' else 1} classes, got {num_classes}"
+        )
     if not isinstance(backbone, Backbone):
         backbone = build_backbone(backbone, weights, image_size, preprocessing, fallback_to_random)
     size = backbone.image_size
@@ -85,5 +85,3 @@ def head_model(model: keras.Model) -> keras.Model:
     x = model.get_layer("dropout")(embedding)
     outputs = model.get_layer("predictions")(x)
     return keras.Model(embedding, outputs, name="head")
-
-

@@ -28,19 +28,21 @@ from kerascv_tl.training.optimizers import LearningRate, make_optimizer
 from kerascv_tl.utils.io import atomic_path
 
 if TYPE_CHECKING:
-    from kerascv_tl.config import DataConfig, RecipeConfig
-    from kerascv_tl.config import TrainConfig
+    from kerascv_tl.config import DataConfig, RecipeConfig, TrainConfig
 
 GLOBAL_CLIPNORM = 10.0
 
 _IMAGES_ONLY = "detection reads image files with box annotations"
 
 
-def compile_detector(model: keras.Model, train_config: TrainConfig, learning_rate: LearningRate,
-                     jit_compile: bool | str = "auto") -> None:
+def compile_detector(
+    model: keras.Model, train_config: TrainConfig, learning_rate: LearningRate, jit_compile: bool | str = "auto"
+) -> None:
     """RetinaNet's own focal and smooth-L1 losses; the config's optimizer, clipping the global-batch gradient."""
-    model.compile(optimizer=make_optimizer(train_config, learning_rate, global_clipnorm=GLOBAL_CLIPNORM),
-                  jit_compile=resolve_jit_compile(jit_compile))
+    model.compile(
+        optimizer=make_optimizer(train_config, learning_rate, global_clipnorm=GLOBAL_CLIPNORM),
+        jit_compile=resolve_jit_compile(jit_compile),
+    )
 
 
 class DetectionTask(Task):
@@ -49,17 +51,23 @@ class DetectionTask(Task):
     card_metrics = ("map_50_95", "map_50", "map_75", "ar_100", "num_images")
     unused_config_keys = (
         ("data.crop_fraction", "detection letterboxes the whole image"),
-        ("data.cache", "detection decodes each epoch"), ("data.shuffle_buffer", "the whole file list is shuffled"),
-        ("data.tfds_data_dir", _IMAGES_ONLY), ("data.tfds_train_split", _IMAGES_ONLY),
+        ("data.cache", "detection decodes each epoch"),
+        ("data.shuffle_buffer", "the whole file list is shuffled"),
+        ("data.tfds_data_dir", _IMAGES_ONLY),
+        ("data.tfds_train_split", _IMAGES_ONLY),
         ("data.tfds_val_split", _IMAGES_ONLY),
         ("data.ignore_index", "a segmentation mask value"),
         ("data.augment.min_crop_area", "detection's random crop is a letterbox scale jitter of 0.8-1.2"),
-        ("data.augment.rand_augment", "not box-aware here"), ("data.augment.mixup_alpha", "not box-aware here"),
+        ("data.augment.rand_augment", "not box-aware here"),
+        ("data.augment.mixup_alpha", "not box-aware here"),
         ("data.augment.cutmix_alpha", "not box-aware here"),
-        ("head.dropout", "RetinaNet's heads have no dropout"), ("head.architecture", "the segmentation head"),
-        ("train.label_smoothing", "RetinaNet's focal loss"), ("train.cache_features", "classification only"),
+        ("head.dropout", "RetinaNet's heads have no dropout"),
+        ("head.architecture", "the segmentation head"),
+        ("train.label_smoothing", "RetinaNet's focal loss"),
+        ("train.cache_features", "classification only"),
         ("train.feature_cache_dir", "classification only"),
-        ("export.top_k", "classification"), ("export.probabilities", "segmentation class probabilities"),
+        ("export.top_k", "classification"),
+        ("export.probabilities", "segmentation class probabilities"),
     )
 
     def read_sources(self, data_config: DataConfig, seed, problems=None):
@@ -70,23 +78,35 @@ class DetectionTask(Task):
 
     def describe_data(self, train, val) -> str:
         boxes = sum(len(r.boxes) for r in train.records)
-        return (f"data: {len(train.records)} training images ({boxes} boxes), {len(val.records)} validation images, "
-                f"{len(train.class_names)} classes")
+        return (
+            f"data: {len(train.records)} training images ({boxes} boxes), {len(val.records)} validation images, "
+            f"{len(train.class_names)} classes"
+        )
 
     def training_data(self, setup) -> EpochData:
         config = setup.config
         data, batch = config.data, config.train.batch_size
 
         def epoch(e: int):
-            return detection_dataset(setup.train, data.image_size, batch, True, config.seed, data.max_boxes, e,
-                                     flip=data.augment.flip, scale_jitter=data.augment.random_resized_crop)
+            return detection_dataset(
+                setup.train,
+                data.image_size,
+                batch,
+                True,
+                config.seed,
+                data.max_boxes,
+                e,
+                flip=data.augment.flip,
+                scale_jitter=data.augment.random_resized_crop,
+            )
 
         return EpochData(epoch, steps=steps_per_epoch(len(setup.train.records), batch))
 
     def validation_data(self, setup):
         config = setup.config
-        return detection_dataset(setup.val, config.data.image_size, config.train.batch_size, False, config.seed,
-                                 config.data.max_boxes).cache()
+        return detection_dataset(
+            setup.val, config.data.image_size, config.train.batch_size, False, config.seed, config.data.max_boxes
+        ).cache()
 
     def build_model(self, config: RecipeConfig, backbone, class_names):
         return detector(backbone, len(class_names))
@@ -94,19 +114,33 @@ class DetectionTask(Task):
     def compile(self, model, setup, learning_rate) -> None:
         compile_detector(model, setup.config.train, learning_rate, setup.config.jit_compile)
 
-    def evaluate(self, model, source, config: RecipeConfig, out_dir, class_names, batch_size, histories=(), extra=None,
-                 run_metrics=None) -> dict:
+    def evaluate(
+        self,
+        model,
+        source,
+        config: RecipeConfig,
+        out_dir,
+        class_names,
+        batch_size,
+        histories=(),
+        extra=None,
+        run_metrics=None,
+    ) -> dict:
         return evaluate_detector(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
     def headline(self, metrics: dict) -> str:
         return f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"
 
     def result_line(self, metrics: dict) -> str:
-        return (f"validation map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f}  "
-                f"map_75: {metrics['map_75']:.4f}  ar_100: {metrics['ar_100']:.4f}")
+        return (
+            f"validation map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f}  "
+            f"map_75: {metrics['map_75']:.4f}  ar_100: {metrics['ar_100']:.4f}"
+        )
 
     def evaluation_line(self, metrics: dict) -> str:
-        return f"map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f} on {metrics['num_images']} images"
+        return (
+            f"map_50_95: {metrics['map_50_95']:.4f}  map_50: {metrics['map_50']:.4f} on {metrics['num_images']} images"
+        )
 
     def serving_resize(self, config: RecipeConfig) -> str:
         size = config.data.image_size
@@ -114,8 +148,9 @@ class DetectionTask(Task):
 
     def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
         e = config.export
-        return export_detector(model, class_names, base_dir, e.score_threshold, e.max_detections, e.iou_threshold,
-                               card, version)
+        return export_detector(
+            model, class_names, base_dir, e.score_threshold, e.max_detections, e.iou_threshold, card, version
+        )
 
     def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
         """Prints the boxes (original pixels) and draws them onto a copy of the image in `--output-dir`."""
@@ -135,9 +170,22 @@ class DetectionTask(Task):
         with atomic_path(target, suffix=".png") as tmp:
             image.save(tmp)
         if options.json:
-            print(json.dumps({"image": str(path), "annotated": str(target), "detections": [
-                {"box_xyxy": [round(float(v), 1) for v in box], "class": name, "score": round(float(score), 4)}
-                for box, name, score in zip(boxes, names, scores)]}))
+            print(
+                json.dumps(
+                    {
+                        "image": str(path),
+                        "annotated": str(target),
+                        "detections": [
+                            {
+                                "box_xyxy": [round(float(v), 1) for v in box],
+                                "class": name,
+                                "score": round(float(score), 4),
+                            }
+                            for box, name, score in zip(boxes, names, scores)
+                        ],
+                    }
+                )
+            )
             return
         print(f"{path}: {n} detection(s) -> {target}")
         for box, name, score in zip(boxes, names, scores):

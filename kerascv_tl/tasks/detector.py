@@ -35,7 +35,11 @@ def detector(
     encoder = pyramid_encoder(backbone)
     size = backbone.image_size
     retinanet_backbone = keras_hub.models.RetinaNetBackbone(
-        image_encoder=encoder, min_level=3, max_level=7, use_p5=False, image_shape=(size, size, 3),
+        image_encoder=encoder,
+        min_level=3,
+        max_level=7,
+        use_p5=False,
+        image_shape=(size, size, 3),
     )
     from kerascv_tl.tasks.retinanet import RetinaNetDetector
 
@@ -45,8 +49,9 @@ def detector(
     # losses and the box decoder see are float32 in every precision (also after reloading under the default policy).
     with float32_scope():
         model = RetinaNetDetector(
-            backbone=retinanet_backbone, num_classes=num_classes, bounding_box_format=BOX_FORMAT,
+            backbone=retinanet_backbone,
+            num_classes=num_classes,
+            bounding_box_format=BOX_FORMAT,
             name=f"{backbone.short_name}_retinanet",
         )
     return follow_backbone_policy(model)
-

@@ -47,9 +47,12 @@ def unfreeze_backbone(model: keras.Model, top_blocks: int | None = None, from_la
         start = next(i for i, (_, layers) in enumerate(blocks) if any(l.name == from_layer for l in layers))
         first_layers = blocks[start][1]
         cut = [l.name for l in first_layers].index(from_layer)
-        blocks = blocks[:start] + [(blocks[start][0] + "(frozen part)", first_layers[:cut])] + [
-            (blocks[start][0], first_layers[cut:])
-        ] + blocks[start + 1 :]
+        blocks = (
+            blocks[:start]
+            + [(blocks[start][0] + "(frozen part)", first_layers[:cut])]
+            + [(blocks[start][0], first_layers[cut:])]
+            + blocks[start + 1 :]
+        )
         start += 1
     elif top_blocks is None:
         start = 0

@@ -15,7 +15,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -29,6 +29,9 @@ from kerascv_tl.tasks.base import Task
 from kerascv_tl.tasks.classifier import classifier
 from kerascv_tl.training.optimizers import make_optimizer
 
+if TYPE_CHECKING:
+    from kerascv_tl.config import DataConfig, RecipeConfig
+
 log = logging.getLogger(__name__)
 
 DEFAULT_THRESHOLD = 0.5  # served when a run's metrics hold no tuned threshold
@@ -39,10 +42,13 @@ class MultiLabelTask(Task):
     default_monitor = "val_pr_auc"
     card_metrics = ("map", "macro_f1", "micro_f1", "macro_precision", "macro_recall", "threshold", "num_examples")
     unused_config_keys = (
-        ("data.image_root", "COCO detection images"), ("data.val_image_root", "COCO detection images"),
+        ("data.image_root", "COCO detection images"),
+        ("data.val_image_root", "COCO detection images"),
         ("data.classes", "class names are the CSV's distinct labels"),
-        ("data.ignore_index", "a segmentation mask value"), ("data.max_boxes", "detection boxes per image"),
-        ("data.tfds_data_dir", "multi_label reads CSV files"), ("data.tfds_train_split", "multi_label reads CSV files"),
+        ("data.ignore_index", "a segmentation mask value"),
+        ("data.max_boxes", "detection boxes per image"),
+        ("data.tfds_data_dir", "multi_label reads CSV files"),
+        ("data.tfds_train_split", "multi_label reads CSV files"),
         ("data.tfds_val_split", "multi_label reads CSV files"),
         ("data.augment.mixup_alpha", "not implemented for multi-hot labels"),
         ("data.augment.cutmix_alpha", "not implemented for multi-hot labels"),
@@ -51,20 +57,23 @@ class MultiLabelTask(Task):
         ("train.feature_cache_dir", "not implemented for multi_label"),
         ("export.top_k", "the export returns every label over the tuned threshold"),
         ("export.score_threshold", "detection; the decision threshold is tuned on the validation set"),
-        ("export.max_detections", "detection"), ("export.iou_threshold", "detection NMS"),
+        ("export.max_detections", "detection"),
+        ("export.iou_threshold", "detection NMS"),
         ("export.probabilities", "segmentation class probabilities"),
     )
 
-    def read_sources(self, data_config, seed, problems=None):
+    def read_sources(self, data_config: DataConfig, seed, problems=None):
         return load_multi_label_sources(data_config, seed, problems)
 
-    def read_eval_source(self, spec, config, class_names):
+    def read_eval_source(self, spec, config: RecipeConfig, class_names):
         return multi_label_source_from_spec(spec, class_names, config.data.format)
 
     def describe_data(self, train, val) -> str:
         per_class = ", ".join(f"{n} {c}" for n, c in zip(train.class_names, train.positives()))
-        return (f"data: {len(train)} training and {len(val)} validation images, {train.num_classes} classes "
-                f"(training images per class: {per_class}; {int((train.labels.sum(1) == 0).sum())} without a label)")
+        return (
+            f"data: {len(train)} training and {len(val)} validation images, {train.num_classes} classes "
+            f"(training images per class: {per_class}; {int((train.labels.sum(1) == 0).sum())} without a label)"
+        )
 
     def training_data(self, setup):
         config = setup.config
@@ -73,7 +82,7 @@ class MultiLabelTask(Task):
     def validation_data(self, setup):
         return multi_label_eval_dataset(setup.val, setup.config.data, setup.config.train.batch_size, cache=True)
 
-    def build_model(self, config, backbone, class_names):
+    def build_model(self, config: RecipeConfig, backbone, class_names):
         return classifier(backbone, len(class_names), dropout=config.head.dropout, activation="sigmoid")
 
     def compile(self, model, setup, learning_rate) -> None:
@@ -81,18 +90,28 @@ class MultiLabelTask(Task):
         model.compile(
             optimizer=make_optimizer(train_config, learning_rate),
             loss=keras.losses.BinaryCrossentropy(label_smoothing=train_config.label_smoothing),
-            metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(setup.class_names), curve="PR",
-                                       name="pr_auc")],
+            metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(setup.class_names), curve="PR", name="pr_auc")],
             jit_compile=resolve_jit_compile(setup.config.jit_compile),
         )
 
-    def evaluate(self, model, source, config, out_dir, class_names, batch_size, histories=(), extra=None,
-                 run_metrics=None) -> dict:
+    def evaluate(
+        self,
+        model,
+        source,
+        config: RecipeConfig,
+        out_dir,
+        class_names,
+        batch_size,
+        histories=(),
+        extra=None,
+        run_metrics=None,
+    ) -> dict:
         # After training, the threshold is tuned on `source` (the validation set); `kerascv-tl evaluate RUN` on
         # other data keeps the run's tuned threshold, the one its export serves.
         threshold = (run_metrics or {}).get("threshold")
-        return evaluate_multi_label(model, source, config.data, out_dir, class_names, batch_size, histories, extra,
-                                    threshold=threshold)
+        return evaluate_multi_label(
+            model, source, config.data, out_dir, class_names, batch_size, histories, extra, threshold=threshold
+        )
 
     def run_summary(self, setup) -> dict:
         return {"recipe": setup.config.recipe, "backbone": setup.backbone.name, "num_train_examples": len(setup.train)}
@@ -101,25 +120,37 @@ class MultiLabelTask(Task):
         return f"mAP {_figure(metrics['map'])}, macro F1 {_figure(metrics['macro_f1'])} at {metrics['threshold']:.2f}"
 
     def result_line(self, metrics: dict) -> str:
-        return (f"validation mAP: {_figure(metrics['map'])}  macro F1: {_figure(metrics['macro_f1'])}  micro F1: "
-                f"{_figure(metrics['micro_f1'])}  (threshold {metrics['threshold']:.2f}, tuned on the validation set)")
+        return (
+            f"validation mAP: {_figure(metrics['map'])}  macro F1: {_figure(metrics['macro_f1'])}  micro F1: "
+            f"{_figure(metrics['micro_f1'])}  (threshold {metrics['threshold']:.2f}, tuned on the validation set)"
+        )
 
     def evaluation_line(self, metrics: dict) -> str:
-        return (f"mAP: {_figure(metrics['map'])}  macro F1: {_figure(metrics['macro_f1'])} at threshold "
-                f"{metrics['threshold']:.2f} on {metrics['num_examples']} images")
+        return (
+            f"mAP: {_figure(metrics['map'])}  macro F1: {_figure(metrics['macro_f1'])} at threshold "
+            f"{metrics['threshold']:.2f} on {metrics['num_examples']} images"
+        )
 
-    def serving_resize(self, config) -> str:
+    def serving_resize(self, config: RecipeConfig) -> str:
         size, crop = config.data.image_size, config.data.crop_fraction
         return f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased"
 
-    def export(self, model, class_names, base_dir, config, card, version=None) -> Path:
+    def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
         threshold = card.get("metrics", {}).get("threshold")
         source = "tuned on the validation set: the grid threshold with the highest macro F1"
         if threshold is None:
             log.warning("the run's metrics hold no tuned threshold; the export serves %.2f", DEFAULT_THRESHOLD)
             threshold, source = DEFAULT_THRESHOLD, "default (the run's metrics hold no tuned threshold)"
-        return export_multi_label_classifier(model, class_names, base_dir, float(threshold), config.data.crop_fraction,
-                                             card, version, threshold_source=source)
+        return export_multi_label_classifier(
+            model,
+            class_names,
+            base_dir,
+            float(threshold),
+            config.data.crop_fraction,
+            card,
+            version,
+            threshold_source=source,
+        )
 
     def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
         probabilities = outputs["probabilities"].numpy()[0]
@@ -129,17 +160,29 @@ class MultiLabelTask(Task):
         labels, scores = [names[i] for i in order], [float(probabilities[i]) for i in order]
         threshold = float(card.get("export", {}).get("threshold", DEFAULT_THRESHOLD))
         if options.json:
-            print(json.dumps({"image": str(path), "labels": labels, "scores": scores, "threshold": threshold,
-                              "probabilities": {n: float(p) for n, p in zip(names, probabilities)}}))
+            print(
+                json.dumps(
+                    {
+                        "image": str(path),
+                        "labels": labels,
+                        "scores": scores,
+                        "threshold": threshold,
+                        "probabilities": {n: float(p) for n, p in zip(names, probabilities)},
+                    }
+                )
+            )
         elif labels:
             print(f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(labels, scores)))
         else:
             best = int(np.argmax(probabilities))
-            print(f"{path}: no label at or above the threshold {threshold:.2f} (highest: {names[best]} "
-                  f"{float(probabilities[best]):.3f})")
+            print(
+                f"{path}: no label at or above the threshold {threshold:.2f} (highest: {names[best]} "
+                f"{float(probabilities[best]):.3f})"
+            )
 
-    def evaluate_saved_model(self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path,
-                             batch_size: int) -> dict:
+    def evaluate_saved_model(
+        self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path, batch_size: int
+    ) -> dict:
         source = multi_label_source_from_spec(spec, card["labels"])
         return evaluate_multi_label_export(loaded, source, out_dir, batch_size, card)
 

@@ -26,8 +26,11 @@ class RetinaNetDetector(keras_hub.models.RetinaNetObjectDetector):
             return super().compute_loss(x, y, y_pred, sample_weight, **kwargs)
         _, height, width, _ = keras.ops.shape(x)
         encoded = keras.utils.bounding_boxes.convert_format(
-            y, source=self.bounding_box_format, target=self.label_encoder.bounding_box_format,
-            height=height, width=width,
+            y,
+            source=self.bounding_box_format,
+            target=self.label_encoder.bounding_box_format,
+            height=height,
+            width=width,
         )
         boxes, labels = self.label_encoder(images=x, gt_boxes=encoded["boxes"], gt_classes=encoded["labels"])
         positive = tf.cast(labels > -1.0, tf.float32)  # -1: background, -2: ignored
@@ -39,8 +42,11 @@ class RetinaNetDetector(keras_hub.models.RetinaNetObjectDetector):
             "bbox_regression": positive / normalizer * keep,
             "cls_logits": tf.cast(tf.not_equal(labels, -2.0), tf.float32) / normalizer * keep,
         }
-        targets = {"bbox_regression": boxes,
-                   "cls_logits": tf.one_hot(tf.cast(labels, tf.int32), self.num_classes, dtype=tf.float32)}
+        targets = {
+            "bbox_regression": boxes,
+            "cls_logits": tf.one_hot(tf.cast(labels, tf.int32), self.num_classes, dtype=tf.float32),
+        }
         # The compiled focal and Huber losses, skipping KerasHub's per-replica normalisation.
         return super(keras_hub.models.RetinaNetObjectDetector, self).compute_loss(
-            x=x, y=targets, y_pred=y_pred, sample_weight=sample_weights, **kwargs)
+            x=x, y=targets, y_pred=y_pred, sample_weight=sample_weights, **kwargs
+        )

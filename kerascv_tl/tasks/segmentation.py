@@ -29,17 +29,25 @@ from kerascv_tl.training.fit import steps_per_epoch
 from kerascv_tl.training.optimizers import LearningRate, make_optimizer
 
 if TYPE_CHECKING:
-    from kerascv_tl.config import DataConfig, RecipeConfig
-    from kerascv_tl.config import TrainConfig
+    from kerascv_tl.config import DataConfig, RecipeConfig, TrainConfig
 
 PER_CLASS_SHOWN = 6
 
 
-def compile_segmenter(model: keras.Model, train_config: TrainConfig, learning_rate: LearningRate, num_classes: int,
-                      jit_compile: bool | str = "auto") -> None:
+def compile_segmenter(
+    model: keras.Model,
+    train_config: TrainConfig,
+    learning_rate: LearningRate,
+    num_classes: int,
+    jit_compile: bool | str = "auto",
+) -> None:
     """Pixel-wise cross-entropy and Keras' MeanIoU, both ignoring IGNORE_INDEX; the config's optimizer."""
-    model.compile(optimizer=make_optimizer(train_config, learning_rate), loss=segmentation_loss(),
-                  metrics=[mean_iou_metric(num_classes)], jit_compile=resolve_jit_compile(jit_compile))
+    model.compile(
+        optimizer=make_optimizer(train_config, learning_rate),
+        loss=segmentation_loss(),
+        metrics=[mean_iou_metric(num_classes)],
+        jit_compile=resolve_jit_compile(jit_compile),
+    )
 
 
 class SegmentationTask(Task):
@@ -50,14 +58,19 @@ class SegmentationTask(Task):
         ("data.crop_fraction", "the whole image is resized to image_size"),
         ("data.cache", "segmentation decodes each epoch"),
         ("data.max_boxes", "detection boxes per image"),
-        ("data.image_root", "COCO detection images"), ("data.val_image_root", "COCO detection images"),
-        ("data.augment.rand_augment", "not mask-aware here"), ("data.augment.mixup_alpha", "not mask-aware here"),
+        ("data.image_root", "COCO detection images"),
+        ("data.val_image_root", "COCO detection images"),
+        ("data.augment.rand_augment", "not mask-aware here"),
+        ("data.augment.mixup_alpha", "not mask-aware here"),
         ("data.augment.cutmix_alpha", "not mask-aware here"),
         ("head.dropout", "the segmentation heads have no dropout setting"),
         ("train.label_smoothing", "not applied to the pixel-wise loss"),
-        ("train.cache_features", "classification only"), ("train.feature_cache_dir", "classification only"),
-        ("export.top_k", "classification"), ("export.score_threshold", "detection"),
-        ("export.max_detections", "detection"), ("export.iou_threshold", "detection NMS"),
+        ("train.cache_features", "classification only"),
+        ("train.feature_cache_dir", "classification only"),
+        ("export.top_k", "classification"),
+        ("export.score_threshold", "detection"),
+        ("export.max_detections", "detection"),
+        ("export.iou_threshold", "detection NMS"),
     )
 
     def read_sources(self, data_config: DataConfig, seed, problems=None):
@@ -70,8 +83,7 @@ class SegmentationTask(Task):
         return source
 
     def describe_data(self, train, val) -> str:
-        return (f"data: {len(train)} training and {len(val)} validation image/mask pairs, {train.num_classes} "
-                "classes")
+        return f"data: {len(train)} training and {len(val)} validation image/mask pairs, {train.num_classes} classes"
 
     def training_data(self, setup) -> EpochData:
         config = setup.config
@@ -79,15 +91,25 @@ class SegmentationTask(Task):
         augment = data.augment
 
         def epoch(e: int):
-            return segmentation_dataset(setup.train, data.image_size, batch, True, config.seed, e, flip=augment.flip,
-                                        random_crop=augment.random_resized_crop, min_crop_area=augment.min_crop_area)
+            return segmentation_dataset(
+                setup.train,
+                data.image_size,
+                batch,
+                True,
+                config.seed,
+                e,
+                flip=augment.flip,
+                random_crop=augment.random_resized_crop,
+                min_crop_area=augment.min_crop_area,
+            )
 
         return EpochData(epoch, steps=steps_per_epoch(len(setup.train), batch))
 
     def validation_data(self, setup):
         config = setup.config
-        return segmentation_dataset(setup.val, config.data.image_size, config.train.batch_size, False,
-                                    config.seed).cache()
+        return segmentation_dataset(
+            setup.val, config.data.image_size, config.train.batch_size, False, config.seed
+        ).cache()
 
     def build_model(self, config: RecipeConfig, backbone, class_names):
         return segmenter(backbone, len(class_names), architecture=config.head.architecture)
@@ -95,8 +117,18 @@ class SegmentationTask(Task):
     def compile(self, model, setup, learning_rate) -> None:
         compile_segmenter(model, setup.config.train, learning_rate, len(setup.class_names), setup.config.jit_compile)
 
-    def evaluate(self, model, source, config: RecipeConfig, out_dir, class_names, batch_size, histories=(), extra=None,
-                 run_metrics=None) -> dict:
+    def evaluate(
+        self,
+        model,
+        source,
+        config: RecipeConfig,
+        out_dir,
+        class_names,
+        batch_size,
+        histories=(),
+        extra=None,
+        run_metrics=None,
+    ) -> dict:
         return evaluate_segmenter(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
     def run_summary(self, setup) -> dict:
@@ -108,8 +140,10 @@ class SegmentationTask(Task):
     def result_line(self, metrics: dict) -> str:
         shown = list(metrics["per_class_iou"].items())[:PER_CLASS_SHOWN]
         per_class = ", ".join(f"{name} {iou:.4f}" for name, iou in shown if iou is not None)
-        return (f"validation miou: {metrics['miou']:.4f}  pixel accuracy: {metrics['pixel_accuracy']:.4f}  "
-                f"fw_iou: {metrics['fw_iou']:.4f}  per class: {per_class}")
+        return (
+            f"validation miou: {metrics['miou']:.4f}  pixel accuracy: {metrics['pixel_accuracy']:.4f}  "
+            f"fw_iou: {metrics['fw_iou']:.4f}  per class: {per_class}"
+        )
 
     def evaluation_line(self, metrics: dict) -> str:
         return f"{self.result_line(metrics)} on {metrics['num_images']} images"
@@ -129,13 +163,20 @@ class SegmentationTask(Task):
         class_names = card["labels"]
         height, width = int(outputs["height"].numpy()[0]), int(outputs["width"].numpy()[0])
         class_map = outputs["class_map"].numpy()[0][:height, :width]
-        target = write_overlay_png(read_image_file(path), class_map, len(class_names),
-                                   Path(options.output_dir) / f"{path.stem}_segmentation.png")
+        target = write_overlay_png(
+            read_image_file(path),
+            class_map,
+            len(class_names),
+            Path(options.output_dir) / f"{path.stem}_segmentation.png",
+        )
         counts = np.bincount(class_map.ravel(), minlength=len(class_names))
         areas = {name: round(float(c) / class_map.size, 4) for name, c in zip(class_names, counts) if c}
         if options.json:
-            print(json.dumps({"image": str(path), "overlay": str(target), "size": [width, height],
-                              "class_fractions": areas}))
+            print(
+                json.dumps(
+                    {"image": str(path), "overlay": str(target), "size": [width, height], "class_fractions": areas}
+                )
+            )
             return
         print(f"{path}: {width}x{height} -> {target}")
         print("  " + ", ".join(f"{name} {fraction:.1%}" for name, fraction in areas.items()))

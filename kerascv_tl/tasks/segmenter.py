@@ -56,8 +56,12 @@ def segmenter(
         return follow_backbone_policy(model)
     encoder = pyramid_encoder(backbone, strides=(4, 16))
     head = keras_hub.models.DeepLabV3Backbone(
-        image_encoder=encoder, spatial_pyramid_pooling_key="P4", low_level_feature_key="P2", upsampling_size=4,
-        dilation_rates=list(DEEPLAB_DILATION_RATES), image_shape=(size, size, 3),
+        image_encoder=encoder,
+        spatial_pyramid_pooling_key="P4",
+        low_level_feature_key="P2",
+        upsampling_size=4,
+        dilation_rates=list(DEEPLAB_DILATION_RATES),
+        image_shape=(size, size, 3),
     )
     with float32_scope():
         model = keras_hub.models.DeepLabV3ImageSegmenter(backbone=head, num_classes=num_classes, name=name)

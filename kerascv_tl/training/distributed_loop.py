@@ -32,12 +32,21 @@ def _multi_worker(model: keras.Model) -> bool:
     return len(spec.get("worker", [])) + len(spec.get("chief", [])) > 1
 
 
-def fit_multi_worker(model: keras.Model, x: tf.data.Dataset, validation_data: tf.data.Dataset | None = None,
-                     epochs: int = 1, callbacks=(), verbose: int = 2, initial_epoch: int = 0,
-                     steps_per_epoch: int | None = None) -> keras.callbacks.History:
+def fit_multi_worker(
+    model: keras.Model,
+    x: tf.data.Dataset,
+    validation_data: tf.data.Dataset | None = None,
+    epochs: int = 1,
+    callbacks=(),
+    verbose: int = 2,
+    initial_epoch: int = 0,
+    steps_per_epoch: int | None = None,
+) -> keras.callbacks.History:
     """Trains like `model.fit(x, validation_data=..., ...)` on batched datasets; returns the History.
 
     Every worker builds the same pipeline; batches are split across workers by DATA auto-sharding.
+
+    Long: the loop follows model.fit's callback order step by step.
     """
     if not all(isinstance(d, tf.data.Dataset) for d in (x, validation_data) if d is not None):
         raise TypeError("fit_multi_worker takes batched tf.data.Dataset inputs")
@@ -52,8 +61,9 @@ def fit_multi_worker(model: keras.Model, x: tf.data.Dataset, validation_data: tf
     cardinality = int(x.cardinality())
     steps = steps_per_epoch or (cardinality if cardinality >= 0 else None)
 
-    callbacks = keras.callbacks.CallbackList(callbacks, model=model, add_history=True, add_progbar=verbose != 0,
-                                             verbose=verbose, epochs=epochs, steps=steps)
+    callbacks = keras.callbacks.CallbackList(
+        callbacks, model=model, add_history=True, add_progbar=verbose != 0, verbose=verbose, epochs=epochs, steps=steps
+    )
     model.stop_training = False
     callbacks.on_train_begin()  # BackupAndRestore sets model._initial_epoch here
     epoch_logs, iterator = None, None

@@ -8,14 +8,13 @@ Randomly initialised backbones also key on the seed. Files are .npz read with al
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import hashlib
 import json
 import logging
 import math
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -48,8 +47,14 @@ def cache_key(backbone_info: dict, source: ImageSource, data_config: DataConfig,
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def cached_embeddings(extractor: keras.Model, source: ImageSource, data_config: DataConfig, cache_dir: str | Path, key: str,
-                      batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def cached_embeddings(
+    extractor: keras.Model,
+    source: ImageSource,
+    data_config: DataConfig,
+    cache_dir: str | Path,
+    key: str,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings float32 [N, D], labels int32 [N]); computed once, then read from `cache_dir/key.npz`."""
     path = Path(cache_dir) / f"{key}.npz"
     if path.is_file():
@@ -68,7 +73,7 @@ def cached_embeddings(extractor: keras.Model, source: ImageSource, data_config: 
     return result
 
 
-_EMBEDDING_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_EMBEDDING_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _embedding_function(extractor: keras.Model, size: int):
@@ -76,13 +81,16 @@ def _embedding_function(extractor: keras.Model, size: int):
     key = (size,)
     functions = _EMBEDDING_FUNCTIONS.setdefault(extractor, {})
     if key not in functions:
-        functions[key] = tf.function(lambda images: extractor(images, training=False),
-                                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        functions[key] = tf.function(
+            lambda images: extractor(images, training=False),
+            input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+        )
     return functions[key]
 
 
-def cached_feature_data(extractor: keras.Model, backbone_info: dict, train: ImageSource, val: ImageSource,
-                        config: RecipeConfig) -> tuple[EpochData, tf.data.Dataset]:
+def cached_feature_data(
+    extractor: keras.Model, backbone_info: dict, train: ImageSource, val: ImageSource, config: RecipeConfig
+) -> tuple[EpochData, tf.data.Dataset]:
     """Training epochs and validation batches of (embedding, one-hot label), from the on-disk cache.
 
     The backbone runs once over the un-augmented images of each source (a cache hit costs nothing); epoch e

@@ -67,8 +67,16 @@ def best_so_far(run: RunFolder, monitor: str) -> float | None:
     return min(values) if monitor_mode(monitor) == "min" else max(values)
 
 
-def fit_phase(run: RunFolder, phase: str, model: keras.Model, train_data: EpochData, val_data: tf.data.Dataset,
-              epochs: int, train_config: TrainConfig, verbose: int = 2) -> bool:
+def fit_phase(
+    run: RunFolder,
+    phase: str,
+    model: keras.Model,
+    train_data: EpochData,
+    val_data: tf.data.Dataset,
+    epochs: int,
+    train_config: TrainConfig,
+    verbose: int = 2,
+) -> bool:
     """Fits one phase with checkpointing, exact resume, early stopping and logs.
 
     Returns False if the phase was already done. A killed phase resumes at the step of its last backup
@@ -93,7 +101,11 @@ def fit_phase(run: RunFolder, phase: str, model: keras.Model, train_data: EpochD
     callbacks = [
         keras.callbacks.CSVLogger(str(run.history(phase)), append=True),
         AtomicModelCheckpoint(
-            str(run.best_weights), monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True,
+            str(run.best_weights),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=best_so_far(run, monitor),
         ),
         keras.callbacks.TensorBoard(str(run / "logs" / phase), write_graph=False, profile_batch=0),
@@ -115,9 +127,15 @@ def fit_phase(run: RunFolder, phase: str, model: keras.Model, train_data: EpochD
         last_epoch = first_epoch + 1 if steps_done else epochs
         backup.prepare_fit(first_epoch, steps_done, train_data.steps)
         model.stop_training = False
-        fit(train_data.stream(first_epoch, last_epoch, skip_steps=steps_done), validation_data=val_data,
-            steps_per_epoch=train_data.steps - steps_done, initial_epoch=first_epoch, epochs=last_epoch,
-            callbacks=callbacks, verbose=verbose)
+        fit(
+            train_data.stream(first_epoch, last_epoch, skip_steps=steps_done),
+            validation_data=val_data,
+            steps_per_epoch=train_data.steps - steps_done,
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
         if model.stop_training:
             break
         first_epoch, steps_done = last_epoch, 0

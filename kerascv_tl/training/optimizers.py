@@ -51,8 +51,9 @@ class GlobalClipSGD(GlobalClipMixin, keras.optimizers.SGD):
     """SGD whose `global_clipnorm` clips the gradient of the global batch."""
 
 
-def make_optimizer(train_config: TrainConfig, learning_rate: LearningRate,
-                   global_clipnorm: float | None = None) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    train_config: TrainConfig, learning_rate: LearningRate, global_clipnorm: float | None = None
+) -> keras.optimizers.Optimizer:
     """The optimizer `train.optimizer` names, with `train.weight_decay` and, when given, global-batch clipping."""
     name = train_config.optimizer
     weight_decay = train_config.weight_decay or None
@@ -61,15 +62,18 @@ def make_optimizer(train_config: TrainConfig, learning_rate: LearningRate,
         return (GlobalClipAdam if clip else keras.optimizers.Adam)(learning_rate, weight_decay=weight_decay, **clip)
     if name == "adamw":
         return (GlobalClipAdamW if clip else keras.optimizers.AdamW)(
-            learning_rate, weight_decay=weight_decay or ADAMW_DEFAULT_WEIGHT_DECAY, **clip)
+            learning_rate, weight_decay=weight_decay or ADAMW_DEFAULT_WEIGHT_DECAY, **clip
+        )
     if name == "sgd":
         return (GlobalClipSGD if clip else keras.optimizers.SGD)(
-            learning_rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=weight_decay, **clip)
+            learning_rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=weight_decay, **clip
+        )
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def warmup_cosine(peak: float, epochs: int, warmup_epochs: int,
-                  steps: int) -> keras.optimizers.schedules.LearningRateSchedule:
+def warmup_cosine(
+    peak: float, epochs: int, warmup_epochs: int, steps: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """Linear warmup from peak / 100 to `peak` over `warmup_epochs`, then cosine decay to 0 by the last step."""
     total = max(epochs * steps, 1)
     warmup = min(warmup_epochs * steps, total - 1)

@@ -60,8 +60,9 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
             try:
                 position = json.loads(metadata_path.read_text())
                 rng = json.loads(rng_path.read_text())
-                if ((rng["epoch"], rng["batch"]) != (position["epoch"], position["batch"])
-                        or rng["weights_sha256"] != sha256_file(weights_path)):
+                if (rng["epoch"], rng["batch"]) != (position["epoch"], position["batch"]) or rng[
+                    "weights_sha256"
+                ] != sha256_file(weights_path):
                     continue
                 if candidate is previous:  # as Keras does: the previous backup becomes the current one
                     for source, target in zip(previous, current):
@@ -119,8 +120,10 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self._rng_path.exists():
             shutil.copyfile(self._rng_path, self._rng_path.with_suffix(".json.bkp"))
         Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
-        for path, previous in ((self._weights_path, self._prev_weights_path),
-                               (self._training_metadata_path, self._prev_training_metadata_path)):
+        for path, previous in (
+            (self._weights_path, self._prev_weights_path),
+            (self._training_metadata_path, self._prev_training_metadata_path),
+        ):
             if Path(path).exists():
                 shutil.copyfile(path, previous)
         rewritten = self._epoch_end and _stamp(self.same_state_file) not in (None, self._same_state_stamp)
@@ -132,10 +135,18 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         else:
             self.model.save_weights(filepath=self._weights_path, overwrite=True)
         Path(self._training_metadata_path).write_text(
-            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen}))
+            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        )
         states = [g.state.numpy().tolist() for g in seed_generators(self.model)]
-        atomic_write_json(self._rng_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                                           "weights_sha256": sha256_file(Path(self._weights_path)), "states": states})
+        atomic_write_json(
+            self._rng_path,
+            {
+                "epoch": self._current_epoch,
+                "batch": self._last_batch_seen,
+                "weights_sha256": sha256_file(Path(self._weights_path)),
+                "states": states,
+            },
+        )
 
 
 def _stamp(path: Path | None):

@@ -45,8 +45,9 @@ def run_schedule(task: Task, setup: TaskSetup, verbose: int = 2) -> None:
     with setup.strategy.scope():
         blocks = unfreeze_backbone(setup.model, **parse_unfreeze(train_config.unfreeze))
         log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
-        schedule = warmup_cosine(train_config.fine_tune_learning_rate, train_config.epochs,
-                                 train_config.warmup_epochs, train_data.steps)
+        schedule = warmup_cosine(
+            train_config.fine_tune_learning_rate, train_config.epochs, train_config.warmup_epochs, train_data.steps
+        )
         task.compile(setup.model, setup, schedule)
     fit_phase(setup.run, "fine_tune", setup.model, train_data, val_data, train_config.epochs, train_config, verbose)
     restore_best(setup.run, setup.model)

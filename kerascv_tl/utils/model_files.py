@@ -29,4 +29,5 @@ def load_keras_model(path: str | os.PathLike, compile: bool = False) -> keras.Mo
         raise UnsafeModelError(
             f"{os.fspath(path)}: refused to load: it holds a Lambda layer whose Python code would run on loading "
             "(safe_mode is always on here). Rebuild the model without Lambda layers, e.g. with a registered "
-            "custom layer class, if you trust its author") from None
+            "custom layer class, if you trust its author"
+        ) from None

@@ -66,7 +66,10 @@ def test_get_config_from_config():
     assert config["channel_order"] == "BGR" and config["name"] == "norm"
     clone = ImagePreprocessing.from_config(config)
     assert (clone.scale, clone.mean, clone.std, clone.channel_order) == (
-        layer.scale, layer.mean, layer.std, layer.channel_order
+        layer.scale,
+        layer.mean,
+        layer.std,
+        layer.channel_order,
     )
     x = _pixels(2)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(layer(x)), atol=1e-6)

@@ -43,9 +43,18 @@ def test_resnet50_blocks(tiny_backbone):
     model = tiny_backbone("resnet50").model
     groups = backbone_blocks(model)
     _check_partition(model, groups)
-    expected = ["stem"] + [f"conv{stage}_block{b}" for stage, n in ((2, 3), (3, 4), (4, 6), (5, 3)) for b in range(1, n + 1)]
+    expected = ["stem"] + [
+        f"conv{stage}_block{b}" for stage, n in ((2, 3), (3, 4), (4, 6), (5, 3)) for b in range(1, n + 1)
+    ]
     assert [name for name, _ in groups] == expected
-    assert [layer.name for layer in groups[0][1]] == ["conv1_pad", "conv1_conv", "conv1_bn", "conv1_relu", "pool1_pad", "pool1_pool"]
+    assert [layer.name for layer in groups[0][1]] == [
+        "conv1_pad",
+        "conv1_conv",
+        "conv1_bn",
+        "conv1_relu",
+        "pool1_pad",
+        "pool1_pool",
+    ]
     for name, layers in groups[1:]:
         assert all(layer.name.startswith(name + "_") for layer in layers)
         assert layers[-1].name == f"{name}_out"
@@ -55,8 +64,25 @@ def test_efficientnet_b0_blocks(tiny_backbone):
     model = tiny_backbone("efficientnet_b0").model
     groups = backbone_blocks(model)
     _check_partition(model, groups)
-    expected = ["stem", "block1a", "block2a", "block2b", "block3a", "block3b", "block4a", "block4b", "block4c",
-                "block5a", "block5b", "block5c", "block6a", "block6b", "block6c", "block6d", "block7a"]
+    expected = [
+        "stem",
+        "block1a",
+        "block2a",
+        "block2b",
+        "block3a",
+        "block3b",
+        "block4a",
+        "block4b",
+        "block4c",
+        "block5a",
+        "block5b",
+        "block5c",
+        "block6a",
+        "block6b",
+        "block6c",
+        "block6d",
+        "block7a",
+    ]
     assert [name for name, _ in groups] == expected
     stem = [layer.name for layer in groups[0][1]]
     assert "stem_conv" in stem and not any(name.startswith("block") for name in stem)

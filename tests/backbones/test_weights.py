@@ -172,7 +172,9 @@ def test_file_specific_sidecar_wins_and_bad_sidecar_is_reported(tmp_path, mobile
     sidecar.write_text('{"scale": 1.0, "mean": [103.939, 116.779, 123.68], "channel_order": "BGR"}')
     (tmp_path / "preprocessing.json").write_text('{"scale": 0.5}')  # the generic one loses
     backbone = build_backbone("mobilenet_v2", weights=weights, image_size=64)
-    assert backbone.preprocessing == Preprocessing(1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0), "BGR", f"sidecar {sidecar}")
+    assert backbone.preprocessing == Preprocessing(
+        1.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0), "BGR", f"sidecar {sidecar}"
+    )
     assert backbone.weights_source["sha256"] == hashlib.sha256(mobilenet_v2_weights.read_bytes()).hexdigest()
 
 
@@ -307,8 +309,12 @@ def test_size_agnostic_keras_hub_resnet_preset_is_rebuilt_at_the_asked_size(tmp_
     import keras_hub
 
     original = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
-        stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block",
     )
     original.save_to_preset(str(tmp_path))
     backbone = build_backbone("hub_resnet18", weights=str(tmp_path), image_size=64)

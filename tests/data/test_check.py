@@ -6,11 +6,11 @@ import json
 import logging
 from pathlib import Path
 
+import bad_files
 import numpy as np
 import pytest
 from PIL import Image
 
-import bad_files
 from kerascv_tl.config import load_config
 from kerascv_tl.data.check import apply_on_bad, check_data
 from kerascv_tl.data.detection_pipeline import detection_dataset
@@ -50,12 +50,14 @@ def scraped(tmp_path_factory) -> Path:
     bad_files.valid_oddities(a)
     bad_files.broken_images(a, empty_name="empty.jpg")
     val = root / "val.csv"
-    val.write_text("path,label\n"
-                   "train/b/b0.png,b\n"
-                   "train/a/good.jpg,a\n"
-                   "train/b/b1.png,zebra\n"  # unknown label
-                   "train/b/b0.png,b\n"  # the same path again
-                   "lonely\n")  # one field
+    val.write_text(
+        "path,label\n"
+        "train/b/b0.png,b\n"
+        "train/a/good.jpg,a\n"
+        "train/b/b1.png,zebra\n"  # unknown label
+        "train/b/b0.png,b\n"  # the same path again
+        "lonely\n"
+    )  # one field
     return root
 
 
@@ -79,10 +81,13 @@ def test_every_bad_classification_file_is_named_with_its_problem(scraped, scrape
     _assert_named(messages, "c", f"{scraped}/train/c: class folder has no images", "[class kept without images]")
     rows = [p["message"] for p in scraped_check.problems if p["path"].endswith("val.csv")]
     csv = scraped / "val.csv"
-    assert sorted(rows) == sorted([
-        f"{csv}: row 4: label 'zebra' is not among the classes ['a', 'b', 'c']",
-        f"{csv}: row 5 lists train/b/b0.png again (first at row 2); only the first is used",
-        f"{csv}: row 6 has 1 field(s); expected path,label"])
+    assert sorted(rows) == sorted(
+        [
+            f"{csv}: row 4: label 'zebra' is not among the classes ['a', 'b', 'c']",
+            f"{csv}: row 5 lists train/b/b0.png again (first at row 2); only the first is used",
+            f"{csv}: row 6 has 1 field(s); expected path,label",
+        ]
+    )
     # Files listed for validation too are left out of training, so they cannot inflate the metrics.
     for name in ("b0.png", "good.jpg"):
         _assert_named(messages, name, "is also a validation file; left out of training")
@@ -111,7 +116,9 @@ def test_on_bad_fail_stops_with_one_line_after_logging_every_problem(scraped_che
 def test_a_single_class_cannot_train_a_classifier(tmp_path):
     (tmp_path / "train" / "only").mkdir(parents=True)
     bad_files.png(tmp_path / "train" / "only" / "x.png")
-    with pytest.raises(DataError, match=r"train: found 1 class folder\(s\) \['only'\]; classification needs at least 2"):
+    with pytest.raises(
+        DataError, match=r"train: found 1 class folder\(s\) \['only'\]; classification needs at least 2"
+    ):
         check_data(_config(f"data.train={tmp_path}/train"))
 
 
@@ -136,8 +143,9 @@ def test_paths_may_not_leave_the_declared_dataset_root(tmp_path):
 
 def _coco(folder: Path, images: list[dict], annotations: list[dict], name: str = "instances.json") -> Path:
     path = folder / name
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": [{"id": 1, "name": "person"}]}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]})
+    )
     return path
 
 
@@ -147,8 +155,15 @@ def _detection_config(annotations: Path, *extra: str):
     folder.mkdir(exist_ok=True)
     bad_files.png(folder / "val.png", bad_files.noise(20, 30))
     val = _coco(folder, [{"id": 1, "file_name": "val.png", "width": 30, "height": 20}], [])
-    return _config("task=detection", "data.format=coco", f"data.train={annotations}", f"data.val={val}",
-                   f"data.val_image_root={folder}", "data.image_size=32", *extra)
+    return _config(
+        "task=detection",
+        "data.format=coco",
+        f"data.train={annotations}",
+        f"data.val={val}",
+        f"data.val_image_root={folder}",
+        "data.image_size=32",
+        *extra,
+    )
 
 
 def test_coco_problems_are_named_and_the_good_images_still_load(tmp_path):
@@ -157,8 +172,12 @@ def test_coco_problems_are_named_and_the_good_images_still_load(tmp_path):
     for name in ("good.png", "boxes.png", "bbox.png", "size.png", "cut.png"):
         bad_files.png(images / name, bad_files.noise(20, 30))
     bad_files.truncated(images / "cut.png", "PNG")
-    entries = [{"id": i, "file_name": name, "width": 30, "height": 20} for i, name in enumerate(
-        ["good.png", "boxes.png", "bbox.png", "size.png", "missing.png", "cut.png", "../outside.png", "good.png"])]
+    entries = [
+        {"id": i, "file_name": name, "width": 30, "height": 20}
+        for i, name in enumerate(
+            ["good.png", "boxes.png", "bbox.png", "size.png", "missing.png", "cut.png", "../outside.png", "good.png"]
+        )
+    ]
     entries[3]["width"] = 40  # the JSON says 40x20, the file is 30x20
     annotations = [
         {"id": 1, "image_id": 0, "category_id": 1, "bbox": [2, 2, 10, 10]},
@@ -177,7 +196,9 @@ def test_coco_problems_are_named_and_the_good_images_still_load(tmp_path):
 
     named(f"{images}/boxes.png: box [5.0, 5.0, 5.0, 13.0] (xyxy) has no area", "[box dropped]")
     named(f"{images}/boxes.png: box [40.0, 30.0, 45.0, 35.0] (xyxy) has no area inside the 30x20 image")
-    named(f"{images}/boxes.png: box [20.0, 10.0, 40.0, 15.0] (xyxy) reaches 10 px outside", "[box clipped to the image]")
+    named(
+        f"{images}/boxes.png: box [20.0, 10.0, 40.0, 15.0] (xyxy) reaches 10 px outside", "[box clipped to the image]"
+    )
     named(f"{json_path}: annotation 6 has bbox [1, 'x', 4, 4]; expected 4 finite numbers", "[image skipped]")
     named(f"{images}/size.png: the image is 30x20 (upright) but the annotations say 40x20", "[file skipped]")
     named(f"{images}/missing.png: image file not found (referenced by {json_path})", "[image skipped]")
@@ -188,14 +209,17 @@ def test_coco_problems_are_named_and_the_good_images_still_load(tmp_path):
     # One class ("person") is a valid detection dataset; training reads the good images with the kept boxes.
     assert check.train.class_names == ["person"]
     assert [Path(r.path).name for r in check.train.records] == ["good.png", "boxes.png"]
-    (images_batch, targets), = list(detection_dataset(check.train, 32, 2, training=False))
+    ((images_batch, targets),) = list(detection_dataset(check.train, 32, 2, training=False))
     assert images_batch.shape[0] == 2 and int((targets["labels"][1].numpy() >= 0).sum()) == 2
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('{"images": [{"id": 1, "file_name": "a.png"', "not valid JSON"),  # truncated
-    ('{"images": [], "categories": []}', "'annotations' is missing"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"images": [{"id": 1, "file_name": "a.png"', "not valid JSON"),  # truncated
+        ('{"images": [], "categories": []}', "'annotations' is missing"),
+    ],
+)
 def test_an_unreadable_coco_file_cannot_be_skipped(tmp_path, text, expected):
     path = tmp_path / "instances.json"
     path.write_text(text)
@@ -211,7 +235,8 @@ def _voc(root: Path, boxes: dict[str, str]) -> Path:
         bad_files.jpeg(root / "JPEGImages" / f"{name}.jpg", bad_files.noise(20, 30))
         (root / "Annotations" / f"{name}.xml").write_text(
             f"<annotation><object><name>cat</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>{xmax}</xmax>"
-            f"<ymax>9</ymax></bndbox></object></annotation>")
+            f"<ymax>9</ymax></bndbox></object></annotation>"
+        )
     return root
 
 
@@ -230,19 +255,30 @@ def test_voc_and_yolo_problems_name_the_annotation_file(tmp_path):
     val = _voc(tmp_path / "voc_val", {"val": "12"})
     check = check_data(_config("task=detection", "data.format=voc", f"data.train={voc}", f"data.val={val}"))
     assert [p["message"] for p in check.problems] == [
-        f"{voc}/Annotations/bad.xml: object 1 (cat) has <xmax>1e9x</xmax>; expected a number"]
+        f"{voc}/Annotations/bad.xml: object 1 (cat) has <xmax>1e9x</xmax>; expected a number"
+    ]
     assert [Path(r.path).name for r in check.train.records] == ["good.jpg"]
 
-    labels = _yolo(tmp_path / "yolo" / "images" / "train",
-                   {"good": "0 0.5 0.5 0.2 0.2", "short": "0 0.5 0.5 0.2", "far": "0 0.5 1.5 0.2 0.2"})
+    labels = _yolo(
+        tmp_path / "yolo" / "images" / "train",
+        {"good": "0 0.5 0.5 0.2 0.2", "short": "0 0.5 0.5 0.2", "far": "0 0.5 1.5 0.2 0.2"},
+    )
     _yolo(tmp_path / "yolo" / "images" / "val", {"val": "0 0.5 0.5 0.2 0.2"})
     (tmp_path / "names.yaml").write_text("names: [cat]\n")
-    check = check_data(_config("task=detection", "data.format=yolo", f"data.train={tmp_path}/yolo/images/train",
-                               f"data.val={tmp_path}/yolo/images/val", f"data.classes={tmp_path}/names.yaml"))
+    check = check_data(
+        _config(
+            "task=detection",
+            "data.format=yolo",
+            f"data.train={tmp_path}/yolo/images/train",
+            f"data.val={tmp_path}/yolo/images/val",
+            f"data.classes={tmp_path}/names.yaml",
+        )
+    )
     assert sorted(p["message"] for p in check.problems) == [
         f"{labels}/far.txt: line 1 '0 0.5 1.5 0.2 0.2': coordinates must be normalised to [0, 1]",
         f"{labels}/short.txt: line 1 '0 0.5 0.5 0.2': has 4 fields; expected 'class cx cy w h' (5) or a polygon "
-        "'class x1 y1 x2 y2 x3 y3 ...'"]
+        "'class x1 y1 x2 y2 x3 y3 ...'",
+    ]
     assert [Path(r.path).name for r in check.train.records] == ["good.png"]
 
 
@@ -270,16 +306,26 @@ def test_mask_problems_are_named_and_the_good_pairs_still_load(tmp_path):
         (val / sub).mkdir(parents=True)
     bad_files.png(val / "images" / "v.png", bad_files.noise(16, 24))
     Image.fromarray(mask).save(val / "masks" / "v.png")
-    check = check_data(_config("task=segmentation", "data.format=masks", f"data.train={root}", f"data.val={val}",
-                               f"data.classes={root}/classes.yaml", "data.image_size=32"))
+    check = check_data(
+        _config(
+            "task=segmentation",
+            "data.format=masks",
+            f"data.train={root}",
+            f"data.val={val}",
+            f"data.classes={root}/classes.yaml",
+            "data.image_size=32",
+        )
+    )
     found = {Path(p["path"]).name: f"{p['message']} [{p['action']}]" for p in check.problems}
     masks = root / "masks"
-    _assert_named(found, "small.png", f"{masks}/small.png: mask {masks}/small.png is 24x8 but image", "is 24x16",
-                  "[pair skipped]")
+    _assert_named(
+        found, "small.png", f"{masks}/small.png: mask {masks}/small.png is 24x8 but image", "is 24x16", "[pair skipped]"
+    )
     _assert_named(found, "colour.png", f"{masks}/colour.png: mask has PIL mode 'RGB'", "[pair skipped]")
-    _assert_named(found, "beyond.png", f"{masks}/beyond.png: mask values [7] are not among the 2 classes' ids",
-                  "[pixels ignored]")
+    _assert_named(
+        found, "beyond.png", f"{masks}/beyond.png: mask values [7] are not among the 2 classes' ids", "[pixels ignored]"
+    )
     assert len(check.problems) == 3
     assert [Path(r.image).name for r in check.train.records] == ["beyond.png", "good.png"]
-    (images_batch, masks_batch), = list(segmentation_dataset(check.train, 32, 2, training=False))
+    ((images_batch, masks_batch),) = list(segmentation_dataset(check.train, 32, 2, training=False))
     assert images_batch.shape[0] == 2 and set(np.unique(masks_batch[0])) == {0, 1, 255}

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 from kerascv_tl.config import load_config
+from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.files import stratified_split
 from kerascv_tl.data.readers import csv_source, folder_source, read_classification_sources, tfds_source
-from kerascv_tl.data.errors import DataError
 
 
 def _tree(root, counts):

@@ -117,9 +117,7 @@ def test_animated_gif_gives_first_frame(tmp_path):
     second = np.zeros_like(first)
     second[:] = (0, 255, 0)
     path = tmp_path / "anim.gif"
-    Image.fromarray(first).save(
-        path, save_all=True, append_images=[Image.fromarray(second)], duration=100, loop=0
-    )
+    Image.fromarray(first).save(path, save_all=True, append_images=[Image.fromarray(second)], duration=100, loop=0)
     with Image.open(path) as img:
         assert img.n_frames == 2
     image = decode_image(read_bytes(path)).numpy()

@@ -6,12 +6,12 @@ import json
 import logging
 from pathlib import Path
 
+import bad_files
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-import bad_files
 from kerascv_tl.data import detection_pipeline
 from kerascv_tl.data.decode import read_image_file
 from kerascv_tl.data.detection_pipeline import detection_dataset
@@ -20,8 +20,8 @@ from kerascv_tl.data.files import split_records
 from kerascv_tl.data.readers import base as readers_base
 from kerascv_tl.data.readers import coco_source, pennfudan_source, voc_source, yolo_source
 from kerascv_tl.data.records import DetectionRecord, DetectionSource
-from kerascv_tl.data.transforms import resize_with_pad
 from kerascv_tl.data.synthetic import SHAPE_CLASSES, is_empty_scene, scene_sample, write_detection_dataset
+from kerascv_tl.data.transforms import resize_with_pad
 
 SCENE_SIZE = (56, 72)  # height, width: non-square, so letterboxing pads
 SEED = 0
@@ -39,8 +39,9 @@ def _noise(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def shapes_coco(tmp_path_factory) -> Path:
-    return write_detection_dataset(tmp_path_factory.mktemp("det"), num_train=12, num_val=4, image_size=SCENE_SIZE,
-                                   max_shapes=3, seed=SEED)
+    return write_detection_dataset(
+        tmp_path_factory.mktemp("det"), num_train=12, num_val=4, image_size=SCENE_SIZE, max_shapes=3, seed=SEED
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +78,10 @@ def _coco_fixture(tmp_path: Path) -> dict:
     _save(tmp_path / "a.png", _noise(30, 40))
     _save(tmp_path / "b.png", _noise(20, 20, 1))
     return {
-        "images": [{"id": 5, "file_name": "a.png", "width": 40, "height": 30},
-                   {"id": 9, "file_name": "b.png"}],  # size read from the header
+        "images": [
+            {"id": 5, "file_name": "a.png", "width": 40, "height": 30},
+            {"id": 9, "file_name": "b.png"},
+        ],  # size read from the header
         "annotations": [
             {"id": 1, "image_id": 5, "category_id": 7, "bbox": [2, 3, 10, 5], "iscrowd": 0},
             {"id": 2, "image_id": 5, "category_id": 3, "bbox": [35, 25, 10, 10], "iscrowd": 0},  # clipped
@@ -104,12 +107,15 @@ def test_coco_remaps_ids_skips_crowd_clips_and_counts_dropped(tmp_path, caplog):
     assert any(str(tmp_path / "a.png") in r.getMessage() and "dropped 2" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    (lambda d: d.pop("images"), "'images' is missing"),
-    (lambda d: d["annotations"][0].update(category_id=99), "category_id 99"),
-    (lambda d: d["annotations"][0].update(bbox=[1, 2, "x", 4]), "bbox"),
-    (lambda d: d["annotations"][0].update(image_id=77), "image id 77"),
-])
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (lambda d: d.pop("images"), "'images' is missing"),
+        (lambda d: d["annotations"][0].update(category_id=99), "category_id 99"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 2, "x", 4]), "bbox"),
+        (lambda d: d["annotations"][0].update(image_id=77), "image id 77"),
+    ],
+)
 def test_coco_errors_name_the_json(tmp_path, breakage, expected):
     data = _coco_fixture(tmp_path)
     breakage(data)
@@ -139,8 +145,10 @@ def test_coco_missing_image_and_missing_json(tmp_path):
 def _voc_xml(objects: list[tuple[str, tuple, int]], size=(40, 30)) -> str:
     parts = [f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"]
     for name, (x0, y0, x1, y1), difficult in objects:
-        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin>"
-                     f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
+        parts.append(
+            f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x0}</xmin>"
+            f"<ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        )
     return "".join(parts) + "</annotation>"
 
 
@@ -148,11 +156,15 @@ def _voc_fixture(root: Path) -> Path:
     _save(root / "JPEGImages" / "img1.jpg", _noise(30, 40))
     _save(root / "JPEGImages" / "img2.jpg", _noise(30, 40, 1))
     (root / "Annotations").mkdir(parents=True)
-    (root / "Annotations" / "img1.xml").write_text(_voc_xml([
-        ("dog", (1, 1, 10, 20), 0),  # 1-based inclusive -> (0, 0, 10, 20)
-        ("cat", (21, 5, 45, 30), 1),  # difficult kept, clipped to x 40
-        ("cat", (50, 5, 60, 10), 0),  # outside the image: dropped
-    ]))
+    (root / "Annotations" / "img1.xml").write_text(
+        _voc_xml(
+            [
+                ("dog", (1, 1, 10, 20), 0),  # 1-based inclusive -> (0, 0, 10, 20)
+                ("cat", (21, 5, 45, 30), 1),  # difficult kept, clipped to x 40
+                ("cat", (50, 5, 60, 10), 0),  # outside the image: dropped
+            ]
+        )
+    )
     (root / "Annotations" / "img2.xml").write_text(_voc_xml([("bird", (5, 6, 5, 20), 0)]))  # xmin-1 < xmax: kept
     return root
 
@@ -229,13 +241,16 @@ def test_yolo_source_with_list_and_yaml_names(tmp_path, caplog):
         yolo_source(images, tmp_path / "none.yaml")
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("0 0.5 0.5 0.2", "has 4 fields"),
-    ("0 0.5 1.5 0.2 0.2", r"normalised to \[0, 1\]"),
-    ("0 0.5 -0.1 0.2 0.2", r"normalised to \[0, 1\]"),
-    ("3 0.5 0.5 0.2 0.2", r"class 3 is not an integer in 0..2"),
-    ("0 0.5 abc 0.2 0.2", "not all fields are numbers"),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("0 0.5 0.5 0.2", "has 4 fields"),
+        ("0 0.5 1.5 0.2 0.2", r"normalised to \[0, 1\]"),
+        ("0 0.5 -0.1 0.2 0.2", r"normalised to \[0, 1\]"),
+        ("3 0.5 0.5 0.2 0.2", r"class 3 is not an integer in 0..2"),
+        ("0 0.5 abc 0.2 0.2", "not all fields are numbers"),
+    ],
+)
 def test_yolo_malformed_lines_name_the_label_file(tmp_path, line, expected):
     images = _yolo_fixture(tmp_path / "ds")
     label = tmp_path / "ds" / "labels" / "train" / "a.txt"
@@ -280,8 +295,9 @@ def test_pennfudan_real_annotations_and_masks_agree(assets):
     first = annotated.records[0]
     assert Path(first.path).name == "FudanPed00001.png" and (first.width, first.height) == (559, 536)
     np.testing.assert_array_equal(first.boxes[0], [159, 181, 302, 431])  # "(160, 182) - (302, 431)"
-    differences = np.concatenate([np.abs(a.boxes - m.boxes).max(axis=1)
-                                  for a, m in zip(annotated.records, masked.records)])
+    differences = np.concatenate(
+        [np.abs(a.boxes - m.boxes).max(axis=1) for a, m in zip(annotated.records, masked.records)]
+    )
     assert np.mean(differences <= 2) > 0.95
     train, val = split_records(annotated, 34, seed=0)
     assert (len(train), len(val)) == (136, 34)
@@ -317,8 +333,9 @@ def test_coco128_real_yolo(assets):
     assert source.num_boxes == 929 and source.dropped_boxes == 0  # 2 images have no label file
     assert sum(len(r.boxes) == 0 for r in source.records) == 2
     for record in source.records:
-        assert ((record.boxes[:, 2:] > record.boxes[:, :2]).all()
-                and (record.boxes <= [record.width, record.height] * 2).all())
+        assert (record.boxes[:, 2:] > record.boxes[:, :2]).all() and (
+            record.boxes <= [record.width, record.height] * 2
+        ).all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,7 +354,7 @@ def test_resize_with_pad_geometry_round_trips():
     np.testing.assert_allclose(model_box / float(scale), box, rtol=1e-6)
     pixels = resized.numpy()
     assert pixels.min() >= 0 and pixels.max() <= 255
-    assert (pixels[round(height * size / width):] == 0).all()  # bottom padding
+    assert (pixels[round(height * size / width) :] == 0).all()  # bottom padding
     ys, xs = np.nonzero(pixels[..., 0] > 127)
     np.testing.assert_allclose([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], model_box, atol=1.0)
     # Upscaling a tall image pads on the right instead.
@@ -382,8 +399,9 @@ def _channel_mask_source(tmp_path: Path) -> DetectionSource:
         for k in range(len(sample.boxes)):
             image[..., k] = 255 * (sample.instance_mask == k + 1)
         path = _save(tmp_path / f"{index:02d}.png", image)
-        records.append(DetectionRecord(str(path), sample.boxes, np.arange(len(sample.boxes)), SCENE_SIZE[1],
-                                       SCENE_SIZE[0]))
+        records.append(
+            DetectionRecord(str(path), sample.boxes, np.arange(len(sample.boxes)), SCENE_SIZE[1], SCENE_SIZE[0])
+        )
     return DetectionSource(records, ["c0", "c1", "c2"], "channel masks")
 
 
@@ -426,11 +444,14 @@ def test_training_flip_mirrors_boxes_with_the_image(tmp_path, monkeypatch):
     size = 48
     plain = _batches(detection_dataset(source, size, batch_size=12, training=False, max_boxes=4))[0]
     # Same file order as evaluation needs the shuffled paths back: match by the eval image content.
-    (images, targets), = _batches(detection_dataset(source, size, batch_size=12, training=True, seed=5, max_boxes=4))
+    ((images, targets),) = _batches(detection_dataset(source, size, batch_size=12, training=True, seed=5, max_boxes=4))
     flipped_count = 0
     for image, boxes, labels in zip(images, targets["boxes"], targets["labels"]):
-        matches = [i for i in range(12)
-                   if np.allclose(plain[0][i], image, atol=1e-3) or np.allclose(plain[0][i][:, ::-1], image, atol=1e-3)]
+        matches = [
+            i
+            for i in range(12)
+            if np.allclose(plain[0][i], image, atol=1e-3) or np.allclose(plain[0][i][:, ::-1], image, atol=1e-3)
+        ]
         assert len(matches) >= 1
         i = matches[0]
         flipped = not np.allclose(plain[0][i], image, atol=1e-3)
@@ -453,13 +474,16 @@ def test_pipeline_truncates_to_max_boxes_and_checks_sizes(tmp_path, caplog, capf
     assert "more than max_boxes=2" in caplog.text
     # An image whose size is not the annotations' (changed after the data check) is left out and named.
     other = _save(tmp_path / "other.png", _noise(16, 16))
-    wrong = DetectionSource([DetectionRecord(str(image), boxes, [0, 1, 0], 20, 16),
-                             DetectionRecord(str(other), boxes, [0, 1, 0], 16, 16)], ["a", "b"], "wrong size")
+    wrong = DetectionSource(
+        [DetectionRecord(str(image), boxes, [0, 1, 0], 20, 16), DetectionRecord(str(other), boxes, [0, 1, 0], 16, 16)],
+        ["a", "b"],
+        "wrong size",
+    )
     capfd.readouterr()
     ((images, _),) = _batches(detection_dataset(wrong, 32, batch_size=2, training=False))
     assert images.shape[0] == 1
     err = capfd.readouterr().err
-    assert f"skipped 1 file(s) that failed to load" in err and f": {image}\n" in err
+    assert "skipped 1 file(s) that failed to load" in err and f": {image}\n" in err
 
 
 def test_boxes_of_an_exif_rotated_photo_stay_on_its_content(tmp_path):
@@ -467,13 +491,18 @@ def test_boxes_of_an_exif_rotated_photo_stay_on_its_content(tmp_path):
     upright = np.zeros((24, 40, 3), np.uint8)
     upright[4:12, 28:36] = (255, 0, 0)
     bad_files.exif_rotated_jpeg(tmp_path / "phone.jpg", upright)
-    (tmp_path / "ann.json").write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "phone.jpg"}],  # no size: read (upright) from the header
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [28, 4, 8, 8]}],
-        "categories": [{"id": 1, "name": "red"}]}))
+    (tmp_path / "ann.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "phone.jpg"}],  # no size: read (upright) from the header
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [28, 4, 8, 8]}],
+                "categories": [{"id": 1, "name": "red"}],
+            }
+        )
+    )
     source = coco_source(tmp_path / "ann.json")
     assert (source.records[0].width, source.records[0].height) == (40, 24)
     ((images, targets),) = _batches(detection_dataset(source, 40, batch_size=1, training=False))
     x0, y0, x1, y1 = np.round(targets["boxes"][0][0]).astype(int)
-    inside = images[0][y0 + 1:y1 - 1, x0 + 1:x1 - 1]
+    inside = images[0][y0 + 1 : y1 - 1, x0 + 1 : x1 - 1]
     assert inside[..., 0].mean() > 200 and inside[..., 1:].mean() < 60

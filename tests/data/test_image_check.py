@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import bad_files
 import numpy as np
 import pytest
 
-import bad_files
 from kerascv_tl.data.decode import decode_image, read_image_file
 from kerascv_tl.data.errors import ImageDecodeError
 from kerascv_tl.data.image_check import bomb_problem, image_problem
@@ -20,15 +20,18 @@ def _palette_bmp(path):
     return path
 
 
-@pytest.mark.parametrize("name, write, expected", [
-    ("empty.jpg", bad_files.zero_byte, "empty file (0 bytes)"),
-    ("cut.jpg", lambda p: bad_files.truncated(p, "JPEG"), "truncated or corrupt image data"),
-    ("cut.png", lambda p: bad_files.truncated(p, "PNG"), "truncated or corrupt image data"),
-    ("page.jpg", bad_files.text_as_image, "not an image"),
-    ("bomb.png", bad_files.bomb_png, "declares 900,000,000 pixels, over the limit of 89,478,485"),
-    ("big.png", lambda p: bad_files.bomb_png(p, 12_000, 12_000), "declares 12000x12000 = 144,000,000 pixels"),
-    ("palette.bmp", lambda p: _palette_bmp(p), "a palette BMP: TensorFlow would read its colour indices as grey"),
-])
+@pytest.mark.parametrize(
+    "name, write, expected",
+    [
+        ("empty.jpg", bad_files.zero_byte, "empty file (0 bytes)"),
+        ("cut.jpg", lambda p: bad_files.truncated(p, "JPEG"), "truncated or corrupt image data"),
+        ("cut.png", lambda p: bad_files.truncated(p, "PNG"), "truncated or corrupt image data"),
+        ("page.jpg", bad_files.text_as_image, "not an image"),
+        ("bomb.png", bad_files.bomb_png, "declares 900,000,000 pixels, over the limit of 89,478,485"),
+        ("big.png", lambda p: bad_files.bomb_png(p, 12_000, 12_000), "declares 12000x12000 = 144,000,000 pixels"),
+        ("palette.bmp", lambda p: _palette_bmp(p), "a palette BMP: TensorFlow would read its colour indices as grey"),
+    ],
+)
 def test_bad_files_are_named_with_their_problem(tmp_path, name, write, expected):
     path = tmp_path / name
     write(path)
@@ -57,13 +60,16 @@ def _reddish(image: np.ndarray) -> bool:
     return r > 200 and g < 60 and b < 60
 
 
-@pytest.mark.parametrize("name, write", [
-    ("cmyk.jpg", bad_files.cmyk_jpeg),
-    ("rgba.png", lambda p: bad_files.png(p, np.dstack([bad_files.solid(), np.full((16, 24), 90, np.uint8)]))),
-    ("palette.png", bad_files.palette_png),
-    ("animated.gif", bad_files.animated_gif),  # first frame red, second blue
-    ("deep.png", lambda p: bad_files.rgb16_png(p, (65535, 0, 0), 16, 24)),
-])
+@pytest.mark.parametrize(
+    "name, write",
+    [
+        ("cmyk.jpg", bad_files.cmyk_jpeg),
+        ("rgba.png", lambda p: bad_files.png(p, np.dstack([bad_files.solid(), np.full((16, 24), 90, np.uint8)]))),
+        ("palette.png", bad_files.palette_png),
+        ("animated.gif", bad_files.animated_gif),  # first frame red, second blue
+        ("deep.png", lambda p: bad_files.rgb16_png(p, (65535, 0, 0), 16, 24)),
+    ],
+)
 def test_unusual_valid_images_pass_and_decode_to_red(tmp_path, name, write):
     path = write(tmp_path / name)
     reason, size = image_problem(path, LIMIT)

@@ -21,12 +21,14 @@ def test_labels_are_parsed_into_multi_hot_rows_with_sorted_classes(tmp_path):
     _images(tmp_path / "photos", ["a.png", "b.png", "c.png", "d.png"])
     csv_path = tmp_path / "lists" / "train.csv"
     csv_path.parent.mkdir()
-    csv_path.write_text("path,labels\n"
-                        "../photos/a.png,dog|cat\n"
-                        "../photos/b.png, cat \n"
-                        "\n"
-                        "../photos/c.png,\n"
-                        f"{tmp_path}/photos/d.png,bird|dog|dog\n")
+    csv_path.write_text(
+        "path,labels\n"
+        "../photos/a.png,dog|cat\n"
+        "../photos/b.png, cat \n"
+        "\n"
+        "../photos/c.png,\n"
+        f"{tmp_path}/photos/d.png,bird|dog|dog\n"
+    )
     source = read_multi_label_csv(csv_path)
     assert source.class_names == ["bird", "cat", "dog"]
     assert source.labels.dtype == np.float32
@@ -42,14 +44,16 @@ def test_labels_are_parsed_into_multi_hot_rows_with_sorted_classes(tmp_path):
 def test_bad_rows_are_reported_with_file_and_line_and_left_out(tmp_path):
     _images(tmp_path, ["a.png", "b.png", "c.png"])
     csv_path = tmp_path / "train.csv"
-    csv_path.write_text("path,labels\n"
-                        "a.png,cat|dog\n"                 # line 2: good
-                        "b.png,cat,dog\n"                 # line 3: commas instead of |
-                        "a.png,cat\n"                     # line 4: a.png again
-                        ",cat\n"                          # line 5: no path
-                        "c.png,cat||dog\n"                # line 6: empty label
-                        "../outside.png,cat\n"            # line 7: outside the root
-                        "b.png,dog\n")                    # line 8: good
+    csv_path.write_text(
+        "path,labels\n"
+        "a.png,cat|dog\n"  # line 2: good
+        "b.png,cat,dog\n"  # line 3: commas instead of |
+        "a.png,cat\n"  # line 4: a.png again
+        ",cat\n"  # line 5: no path
+        "c.png,cat||dog\n"  # line 6: empty label
+        "../outside.png,cat\n"  # line 7: outside the root
+        "b.png,dog\n"
+    )  # line 8: good
     problems = ProblemLog()
     source = read_multi_label_csv(csv_path, problems=problems, root=tmp_path)
     assert [p.rsplit("/", 1)[1] for p in source.paths] == ["a.png", "b.png"]
@@ -72,7 +76,8 @@ def test_unknown_labels_and_bad_files(tmp_path):
     source = read_multi_label_csv(csv_path, class_names=["cat", "dog"], problems=problems)
     assert len(source) == 2 and source.labels.tolist() == [[1, 0], [0, 0]]
     assert [p["message"] for p in problems] == [
-        f"{csv_path}: line 3: label(s) ['zebra'] are not among the classes ['cat', 'dog']"]
+        f"{csv_path}: line 3: label(s) ['zebra'] are not among the classes ['cat', 'dog']"
+    ]
     with pytest.raises(DataError, match=r"val.csv: line 3: label\(s\) \['zebra'\]"):
         read_multi_label_csv(csv_path, class_names=["cat", "dog"])
     # A single-label classification CSV (header path,label) is refused at its header.
@@ -94,8 +99,9 @@ def _config(tmp_path, *extra):
 
 def test_seeded_split_is_deterministic_and_disjoint(tmp_path):
     names = [f"{i:02d}.png" for i in range(20)]
-    (tmp_path / "train.csv").write_text("path,labels\n" + "".join(f"{n},{'a|b' if i % 3 else 'a'}\n"
-                                                                  for i, n in enumerate(names)))
+    (tmp_path / "train.csv").write_text(
+        "path,labels\n" + "".join(f"{n},{'a|b' if i % 3 else 'a'}\n" for i, n in enumerate(names))
+    )
     config = _config(tmp_path, "data.val_fraction=0.25")
     train, val = load_multi_label_sources(config.data, seed=3)
     again_train, again_val = load_multi_label_sources(config.data, seed=3)
@@ -115,8 +121,9 @@ def test_seeded_split_is_deterministic_and_disjoint(tmp_path):
 def test_the_data_check_opens_every_listed_image(tmp_path):
     _images(tmp_path, ["a.png", "b.png", "c.png"])
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    (tmp_path / "train.csv").write_text("path,labels\na.png,cat\nb.png,dog|cat\nbroken.png,dog\nmissing.png,cat\n"
-                                        "a.png,dog\n")
+    (tmp_path / "train.csv").write_text(
+        "path,labels\na.png,cat\nb.png,dog|cat\nbroken.png,dog\nmissing.png,cat\na.png,dog\n"
+    )
     (tmp_path / "val.csv").write_text("path,labels\nc.png,dog\nb.png,cat\n")
     check = check_data(_config(tmp_path, f"data.val={tmp_path}/val.csv"))
     found = {p["path"].rsplit("/", 1)[-1]: p["message"] for p in check.problems}

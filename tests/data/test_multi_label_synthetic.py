@@ -52,8 +52,22 @@ def test_a_second_call_with_the_same_arguments_keeps_the_files(tmp_path):
 
 
 def test_runs_as_a_subcommand_of_the_synthetic_package(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "kerascv_tl.data.synthetic", "multi_label", str(tmp_path / "d"),
-                             "--image-size", "32", "--seed", "3"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kerascv_tl.data.synthetic",
+            "multi_label",
+            str(tmp_path / "d"),
+            "--image-size",
+            "32",
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     rows = _rows(tmp_path / "d" / "val.csv")
     assert len(rows) == 121 and Image.open(tmp_path / "d" / rows[1][0]).size == (32, 32)

@@ -4,8 +4,8 @@ import tensorflow as tf
 from PIL import Image
 
 from kerascv_tl.config import load_config
-from kerascv_tl.data.readers import folder_source
 from kerascv_tl.data.pipeline import eval_dataset, training_dataset, training_epochs
+from kerascv_tl.data.readers import folder_source
 from kerascv_tl.data.transforms import eval_transform, random_resized_crop, resize_shorter_side
 
 
@@ -50,14 +50,15 @@ def test_training_pipeline_is_seeded(source, cache):
 @pytest.mark.parametrize("cache", ["true", "false"])
 def test_each_epoch_is_shuffled_anew_and_depends_only_on_seed_and_epoch(source, cache):
     data = training_epochs(source, _config(f"data.cache={cache}", "data.augment.flip=false"), batch_size=4, seed=0)
-    epochs = [[label for _, labels in data.make(epoch) for label in labels.numpy().argmax(1).tolist()]
-              for epoch in (0, 1)]
+    epochs = [
+        [label for _, labels in data.make(epoch) for label in labels.numpy().argmax(1).tolist()] for epoch in (0, 1)
+    ]
     assert sorted(epochs[0]) == sorted(epochs[1]) == sorted(source.labels.tolist()) and epochs[0] != epochs[1]
     assert data.steps == 3
     # Epoch 1 built alone (a resumed run) is epoch 1 of the uninterrupted stream, pixel for pixel.
     stream = [images.numpy() for images, _ in data.stream(0, 2)]
     alone = [images.numpy() for images, _ in data.make(1)]
-    for a, b in zip(stream[data.steps:], alone):
+    for a, b in zip(stream[data.steps :], alone):
         np.testing.assert_array_equal(a, b)
     # Skipping a resumed epoch's first steps leaves exactly its remaining batches.
     skipped = [images.numpy() for images, _ in data.stream(1, 2, skip_steps=1)]
@@ -69,8 +70,9 @@ def test_eval_pipeline_is_eval_transform_in_source_order(source):
     config = _config()
     images, labels = _first_batch(eval_dataset(source, config, batch_size=12))
     assert labels.argmax(1).tolist() == source.labels.tolist()
-    expected = eval_transform(tf.io.decode_jpeg(tf.io.read_file(source.paths[3]), dct_method="INTEGER_ACCURATE"),
-                              32, config.crop_fraction)
+    expected = eval_transform(
+        tf.io.decode_jpeg(tf.io.read_file(source.paths[3]), dct_method="INTEGER_ACCURATE"), 32, config.crop_fraction
+    )
     np.testing.assert_allclose(images[3], expected.numpy(), atol=1e-4)
 
 

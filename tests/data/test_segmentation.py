@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 from types import SimpleNamespace
 
+import bad_files
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-import bad_files
 from kerascv_tl.data.decode import read_image_file
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.files import split_records
@@ -26,8 +26,8 @@ from kerascv_tl.data.readers import (
     read_segmentation_sources,
 )
 from kerascv_tl.data.segmentation_pipeline import segmentation_dataset, segmentation_examples
-from kerascv_tl.data.transforms import resize_image
 from kerascv_tl.data.synthetic import SHAPE_CLASSES, scene_sample, write_segmentation_dataset
+from kerascv_tl.data.transforms import resize_image
 
 SEED = 0
 SCENE = 48
@@ -62,8 +62,9 @@ def _batches(ds: tf.data.Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> Path:
-    return write_segmentation_dataset(tmp_path_factory.mktemp("seg"), num_train=NUM_TRAIN, num_val=NUM_VAL,
-                                      image_size=SCENE, max_shapes=3, seed=SEED)
+    return write_segmentation_dataset(
+        tmp_path_factory.mktemp("seg"), num_train=NUM_TRAIN, num_val=NUM_VAL, image_size=SCENE, max_shapes=3, seed=SEED
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,10 @@ def test_read_class_names_mapping_with_gaps_is_remapped(tmp_path):
 
 def test_read_class_names_classes_key_like_coco128(tmp_path):
     path = tmp_path / "segmentation.yaml"
-    path.write_text("train:\n  images: images/train2017\n  masks: masks/train2017\n"
-                    "classes:\n  0: unlabeled\n  1: person\n  2: bicycle\n  92: banner\n")
+    path.write_text(
+        "train:\n  images: images/train2017\n  masks: masks/train2017\n"
+        "classes:\n  0: unlabeled\n  1: person\n  2: bicycle\n  92: banner\n"
+    )
     names, ids = read_class_names(str(path))
     assert names == ["unlabeled", "person", "bicycle", "banner"]
     assert ids == {0: 0, 1: 1, 2: 2, 92: 3}
@@ -184,11 +187,12 @@ def test_training_crop_and_flip_keep_image_and_mask_aligned(tmp_path):
     height, width = 48, 64
     mask = np.zeros((height, width), np.uint8)
     mask[: height // 2, : width // 2] = 1
-    mask[: height // 2, width // 2:] = 2
-    mask[height // 2:, : width // 2] = 3
+    mask[: height // 2, width // 2 :] = 2
+    mask[height // 2 :, : width // 2] = 3
     image = QUADRANT_COLOURS[mask].astype(np.uint8)
-    record = MaskRecord(str(_save(tmp_path / "quad.png", image)), str(_save(tmp_path / "quad_mask.png", mask)),
-                        width, height)
+    record = MaskRecord(
+        str(_save(tmp_path / "quad.png", image)), str(_save(tmp_path / "quad_mask.png", mask)), width, height
+    )
     # The same pair 24 times: each copy gets its own random crop and flip.
     source = SegmentationSource([record] * 24, ["black", "red", "blue", "green"], "quadrants")
     fractions, flipped, upright = [], 0, 0
@@ -201,7 +205,7 @@ def test_training_crop_and_flip_keep_image_and_mask_aligned(tmp_path):
         interior = np.ones_like(out_mask, bool)
         for dy in range(3):
             for dx in range(3):
-                interior &= padded[dy:dy + 32, dx:dx + 32] == out_mask
+                interior &= padded[dy : dy + 32, dx : dx + 32] == out_mask
         assert interior.mean() > 0.5
         np.testing.assert_array_equal(colour_class[interior], out_mask[interior])
         fractions.append(float((out_mask == 1).mean()))
@@ -299,8 +303,9 @@ def test_unpaired_and_wrong_size_files_are_skipped_and_named(tmp_path, caplog):
     (root / "classes.yaml").write_text("- background\n- thing\n")
     with caplog.at_level(logging.WARNING, logger="kerascv_tl.data.readers.masks"):
         source = mask_folder_source(root)
-    assert [(Path(r.image).relative_to(root).as_posix(), Path(r.mask).relative_to(root).as_posix())
-            for r in source.records] == [("images/sub/good.jpg", "masks/sub/good.png")]
+    assert [
+        (Path(r.image).relative_to(root).as_posix(), Path(r.mask).relative_to(root).as_posix()) for r in source.records
+    ] == [("images/sub/good.jpg", "masks/sub/good.png")]
     assert (source.records[0].width, source.records[0].height) == (12, 10)
     skipped = {Path(file).relative_to(root).as_posix(): reason for file, reason in source.skipped}
     assert set(skipped) == {"images/lonely.png", "masks/orphan.png", "masks/big.png"}
@@ -319,13 +324,15 @@ def test_ignore_value_and_unknown_ids_become_ignore_index(tmp_path):
     _save(root / "masks" / "a.png", raw)
     source = mask_folder_source(root, classes="background,cat,dog", ignore_value=200)
     assert source.class_names == ["background", "cat", "dog"]
-    np.testing.assert_array_equal(read_mask(source.records[0], source.lookup, source.num_classes),
-                                  [[0, 1, 2], [255, 255, 255]])
+    np.testing.assert_array_equal(
+        read_mask(source.records[0], source.lookup, source.num_classes), [[0, 1, 2], [255, 255, 255]]
+    )
     # ignore_value 0: the class named by it is not a class, the others shift down.
     source = mask_folder_source(root, classes="unlabeled,cat,dog", ignore_value=0)
     assert source.class_names == ["cat", "dog"]
-    np.testing.assert_array_equal(read_mask(source.records[0], source.lookup, source.num_classes),
-                                  [[255, 0, 1], [255, 255, 255]])
+    np.testing.assert_array_equal(
+        read_mask(source.records[0], source.lookup, source.num_classes), [[255, 0, 1], [255, 255, 255]]
+    )
     images, masks = next(iter(segmentation_dataset(source, 6, 1, training=False)))
     assert set(np.unique(masks.numpy()).tolist()) <= {0, 1, 255}
 
@@ -354,7 +361,8 @@ def _data_config(**values) -> SimpleNamespace:
 
 def test_source_from_config_with_val_folder_and_split(shapes, tmp_path):
     train, val = read_segmentation_sources(
-        _data_config(train=str(shapes / "train"), val=str(shapes / "val"), format="masks"), seed=0)
+        _data_config(train=str(shapes / "train"), val=str(shapes / "val"), format="masks"), seed=0
+    )
     assert (len(train), len(val)) == (NUM_TRAIN, NUM_VAL) and val.class_names == SHAPE_NAMES
     train, val = read_segmentation_sources(_data_config(train=str(shapes / "train"), val_fraction=0.34), seed=5)
     assert (len(train), len(val)) == (4, 2)

@@ -12,9 +12,18 @@ from kerascv_tl.data.segmentation_pipeline import segmentation_dataset, segmenta
 def pets_config(tmp_path):
     classes = tmp_path / "pets.yaml"
     classes.write_text("classes: {1: pet, 2: background, 3: border}\n")
-    return load_config(None, ["task=segmentation", "data.train=tfds:oxford_iiit_pet", "data.tfds_val_split=test",
-                              f"data.tfds_data_dir={tmp_path / 'tfds'}", f"data.classes={classes}",
-                              "data.ignore_index=3", "data.image_size=32"])
+    return load_config(
+        None,
+        [
+            "task=segmentation",
+            "data.train=tfds:oxford_iiit_pet",
+            "data.tfds_val_split=test",
+            f"data.tfds_data_dir={tmp_path / 'tfds'}",
+            f"data.classes={classes}",
+            "data.ignore_index=3",
+            "data.image_size=32",
+        ],
+    )
 
 
 def _pets(sizes):
@@ -34,8 +43,11 @@ def _pets(sizes):
     def as_dataset(self, split, **kwargs):
         return tf.data.Dataset.from_generator(
             lambda: ({"image": i, "segmentation_mask": m} for i, m in zip(images, masks)),
-            output_signature={"image": tf.TensorSpec([None, None, 3], tf.uint8),
-                              "segmentation_mask": tf.TensorSpec([None, None, 1], tf.uint8)})
+            output_signature={
+                "image": tf.TensorSpec([None, None, 3], tf.uint8),
+                "segmentation_mask": tf.TensorSpec([None, None, 1], tf.uint8),
+            },
+        )
 
     return as_dataset, masks
 
@@ -68,8 +80,9 @@ def test_tfds_example_whose_mask_size_differs_is_named(pets_config, monkeypatch)
     monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
 
     def as_dataset(self, split, **kwargs):
-        return tf.data.Dataset.from_tensors({"image": tf.zeros([8, 8, 3], tf.uint8),
-                                             "segmentation_mask": tf.ones([8, 6, 1], tf.uint8)})
+        return tf.data.Dataset.from_tensors(
+            {"image": tf.zeros([8, 8, 3], tf.uint8), "segmentation_mask": tf.ones([8, 6, 1], tf.uint8)}
+        )
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
         train, _ = read_segmentation_sources(pets_config.data, seed=0)

@@ -9,7 +9,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from kerascv_tl.data.synthetic import writers
 from kerascv_tl.data.synthetic import (
     MANIFEST_NAME,
     SHAPE_CLASSES,
@@ -21,6 +20,7 @@ from kerascv_tl.data.synthetic import (
     write_classification_dataset,
     write_detection_dataset,
     write_segmentation_dataset,
+    writers,
 )
 
 

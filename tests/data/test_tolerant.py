@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import bad_files
 import numpy as np
 import tensorflow as tf
 
-import bad_files
 from kerascv_tl.data.records import ImageSource
 from kerascv_tl.data.tolerant import REMEMBERED, map_skipping_errors
 
@@ -54,4 +54,4 @@ def test_an_image_broken_after_the_check_is_skipped_by_the_training_source(tmp_p
     labels = [int(label) for _, label in source.decoded(shuffle=False)]
     assert labels == [0, 1]
     err = capfd.readouterr().err
-    assert f"skipped 2 file(s) that failed to load" in err and f"{paths[1]}, {paths[2]}" in err
+    assert "skipped 2 file(s) that failed to load" in err and f"{paths[1]}, {paths[2]}" in err

@@ -8,20 +8,17 @@ points beyond the final recall count 0). AP is the mean of those 101 values, the
 thresholds; mAP is the mean over classes that have ground truth.
 """
 
-import contextlib
-import io
 import json
 
 import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.patches import Rectangle
-from PIL import Image
-
 from support import assert_png, capture_saved_figures, folder_holds_only
 
-from kerascv_tl.evaluation import detection
-from kerascv_tl.evaluation.detection import coco_detection_metrics, plot_detection_grid, plot_detections
+from kerascv_tl.evaluation import detection_plots
+from kerascv_tl.evaluation.detection import coco_detection_metrics
+from kerascv_tl.evaluation.detection_plots import plot_detection_grid, plot_detections
 
 TOL = 1e-6
 CLASSES = ["cat", "dog", "bird"]
@@ -38,13 +35,19 @@ OTHER_BOX = [50.0, 40.0, 90.0, 70.0]  # 40x30, far from BOX
 
 
 def gt(boxes, labels, **extra):
-    return {"boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4), "labels": np.asarray(labels, np.int32),
-            **extra}
+    return {
+        "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        "labels": np.asarray(labels, np.int32),
+        **extra,
+    }
 
 
 def pred(boxes, scores, labels):
-    return {"boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-            "scores": np.asarray(scores, dtype=np.float32), "labels": np.asarray(labels, np.int32)}
+    return {
+        "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        "scores": np.asarray(scores, dtype=np.float32),
+        "labels": np.asarray(labels, np.int32),
+    }
 
 
 def no_pred():
@@ -80,8 +83,11 @@ def test_ground_truth_as_predictions_is_perfect():
     metrics = coco_detection_metrics(truth, preds, CLASSES)
     assert_headline(metrics, 1.0, 1.0, 1.0)
     assert metrics["ar_100"] == pytest.approx(1.0, abs=TOL)
-    assert metrics["per_class"] == {"cat": pytest.approx(1.0, abs=TOL), "dog": pytest.approx(1.0, abs=TOL),
-                                    "bird": pytest.approx(1.0, abs=TOL)}
+    assert metrics["per_class"] == {
+        "cat": pytest.approx(1.0, abs=TOL),
+        "dog": pytest.approx(1.0, abs=TOL),
+        "bird": pytest.approx(1.0, abs=TOL),
+    }
     assert (metrics["num_images"], metrics["num_ground_truth"], metrics["num_predictions"]) == (2, 5, 5)
     assert_plain_json(metrics)
 
@@ -133,8 +139,9 @@ def test_exact_plus_small_shift_mixes_thresholds():
     # recall: 1 at 4 thresholds, 0.5 at 6 -> AR@100 = (4 + 3) / 10 = 0.7.
     second = [50.0, 40.0, 70.0, 50.0]  # another 20x10 box
     second_shifted = [54.0, 40.0, 74.0, 50.0]
-    metrics = coco_detection_metrics([gt([BOX, second], [0, 0])],
-                                     [pred([BOX, second_shifted], [0.9, 0.8], [0, 0])], CLASSES)
+    metrics = coco_detection_metrics(
+        [gt([BOX, second], [0, 0])], [pred([BOX, second_shifted], [0.9, 0.8], [0, 0])], CLASSES
+    )
     assert_headline(metrics, 71 / 101, 1.0, 51 / 101)
     assert metrics["ar_100"] == pytest.approx(0.7, abs=TOL)
 
@@ -250,12 +257,15 @@ def test_invalid_class_names_raise(names):
 @pytest.fixture
 def figures(monkeypatch):
     """Figures passed to the writer, to look inside what was drawn."""
-    return capture_saved_figures(monkeypatch, detection)
+    return capture_saved_figures(monkeypatch, detection_plots)
 
 
 def rectangles(axes):
-    return [(to_hex(p.get_edgecolor()), p.get_xy(), p.get_width(), p.get_height())
-            for p in axes.patches if isinstance(p, Rectangle)]
+    return [
+        (to_hex(p.get_edgecolor()), p.get_xy(), p.get_width(), p.get_height())
+        for p in axes.patches
+        if isinstance(p, Rectangle)
+    ]
 
 
 IMAGE = np.random.default_rng(0).integers(0, 256, size=(80, 100, 3), dtype=np.uint8)
@@ -271,8 +281,8 @@ def test_plot_detections_draws_gt_green_and_confident_predictions_red(tmp_path, 
 
     axes = figures[0].axes[0]
     drawn = rectangles(axes)
-    green = [r for r in drawn if r[0] == detection.GT_COLOR]
-    red = [r for r in drawn if r[0] == detection.PRED_COLOR]
+    green = [r for r in drawn if r[0] == detection_plots.GT_COLOR]
+    red = [r for r in drawn if r[0] == detection_plots.PRED_COLOR]
     assert len(green) == 2 and len(red) == 2  # the 0.1 prediction is under the 0.3 threshold
     assert ("#27ae60", (10.0, 10.0), 20.0, 10.0) in green  # xyxy -> (x, y), w, h
     texts = {t.get_text() for t in axes.texts}
@@ -321,6 +331,8 @@ def test_metrics_module_keeps_pyplot_out():
     import subprocess
     import sys
 
-    code = ("import sys, kerascv_tl.evaluation.detection; "
-            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
+    code = (
+        "import sys, kerascv_tl.evaluation.detection_plots; "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

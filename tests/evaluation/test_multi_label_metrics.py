@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from support import assert_png
 
-from kerascv_tl.evaluation.multi_label import (THRESHOLD_GRID, average_precision, label_counts, macro_f1,
-                                               multi_label_metrics, tune_threshold)
+from kerascv_tl.evaluation.multi_label import (
+    THRESHOLD_GRID,
+    average_precision,
+    label_counts,
+    macro_f1,
+    multi_label_metrics,
+    tune_threshold,
+)
 from kerascv_tl.evaluation.multi_label_loop import write_multi_label_report
 
 
@@ -69,8 +75,7 @@ def test_metrics_by_hand_and_at_a_given_threshold():
     assert m["per_class"]["a"]["ap"] == pytest.approx(1.0) and m["per_class"]["c"]["ap"] is None
     assert m["map"] == pytest.approx(1.0)
     # At 0.3, c is predicted for images 0 and 2: two false alarms, in micro F1 (2*4 / (2*4 + 2 + 0)) only.
-    assert m["per_class"]["c"] == {"ap": None, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0,
-                                   "predicted": 2}
+    assert m["per_class"]["c"] == {"ap": None, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "predicted": 2}
     assert m["macro_f1"] == pytest.approx(1.0) and m["micro_f1"] == pytest.approx(8 / 10)
     assert m["exact_match"] == pytest.approx(1 / 3)  # image 1 only ({a, b}); 0 and 2 also get c
     assert m["num_examples"] == 3 and m["num_labels"] == 4
@@ -87,5 +92,7 @@ def test_report_writes_metrics_and_the_ap_picture(tmp_path):
     y, p = _example()
     metrics = write_multi_label_report(tmp_path / "report", y, p, ["a", "b", "c"], extra={"recipe": "fine_tune"})
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
-    assert saved["map"] == pytest.approx(metrics["map"]) and saved["threshold"] == 0.3 and saved["recipe"] == "fine_tune"
+    assert (
+        saved["map"] == pytest.approx(metrics["map"]) and saved["threshold"] == 0.3 and saved["recipe"] == "fine_tune"
+    )
     assert_png(tmp_path / "report" / "ap_per_class.png")

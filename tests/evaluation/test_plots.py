@@ -4,8 +4,6 @@ import sys
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from PIL import Image
-
 from support import assert_png, capture_saved_figures, folder_holds_only
 
 from kerascv_tl.evaluation import plots
@@ -133,7 +131,9 @@ def test_training_curves_phases_restarting_at_epoch_zero(tmp_path, figures):
 def test_training_curves_any_metric_names_and_no_val_twins(tmp_path, figures):
     # "auc" has a twin, "lr" and "val_only" do not: only loss and auc get subplots.
     paired = write_csv(
-        tmp_path / "paired.csv", [(0, 0.9, 0.7, 0.01, 0.8, 0.6, 0.5)], header="epoch,loss,auc,lr,val_loss,val_auc,val_only\n"
+        tmp_path / "paired.csv",
+        [(0, 0.9, 0.7, 0.01, 0.8, 0.6, 0.5)],
+        header="epoch,loss,auc,lr,val_loss,val_auc,val_only\n",
     )
     plot_training_curves([("only", paired)], tmp_path / "paired.png")
     assert [a.get_title() for a in figures[-1].axes] == ["loss", "auc"]
@@ -167,8 +167,9 @@ def test_training_curves_with_nothing_to_read(tmp_path, figures):
 def test_image_grid_array_and_list(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(7, 16, 16, 3), dtype=np.uint8)
-    out = plot_image_grid(images, [f"image {i}" for i in range(7)], tmp_path / "grid.png", columns=3,
-                          title_colors=["green"] * 6 + ["red"])
+    out = plot_image_grid(
+        images, [f"image {i}" for i in range(7)], tmp_path / "grid.png", columns=3, title_colors=["green"] * 6 + ["red"]
+    )
     assert_png(out)
     mixed = [images[0], rng.integers(0, 256, size=(10, 20), dtype=np.uint8), np.ones((8, 8, 1), np.uint8) * 200]
     assert_png(plot_image_grid(mixed, ["rgb", "gray", "one channel"], tmp_path / "mixed.png"))
@@ -215,8 +216,9 @@ def test_misclassified_most_confident_first(tmp_path, figures):
 def test_misclassified_without_mistakes_still_writes_png(tmp_path, figures):
     probabilities = np.eye(3)
     y = np.arange(3)
-    out = plot_misclassified(np.zeros((3, 8, 8, 3), np.uint8), y, y, probabilities, ["a", "b", "c"],
-                             tmp_path / "wrong.png")
+    out = plot_misclassified(
+        np.zeros((3, 8, 8, 3), np.uint8), y, y, probabilities, ["a", "b", "c"], tmp_path / "wrong.png"
+    )
     assert_png(out)
     assert texts(figures[-1]) == ["no misclassified examples"]
     folder_holds_only(tmp_path, "wrong.png")

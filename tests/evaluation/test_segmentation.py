@@ -10,7 +10,6 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-
 from support import assert_png, capture_saved_figures, folder_holds_only
 
 from kerascv_tl.data.mask_records import IGNORE_INDEX
@@ -32,44 +31,28 @@ CLASSES = ["background", "cat", "dog"]
 #   row 1: (0,0) (0,1) (1,1) (1,1)
 #   row 2: (2,2) (2,2)  ign   ign
 #   row 3: (2,2) (2,1) (2,2)  ign
-GT_A = np.array([[0, 0, 1, 1],
-                 [0, 0, 1, 1],
-                 [2, 2, I, I],
-                 [2, 2, 2, I]], dtype=np.uint8)
-PRED_A = np.array([[0, 0, 1, 0],
-                   [0, 1, 1, 1],
-                   [2, 2, 0, 1],
-                   [2, 1, 2, 2]], dtype=np.int32)
+GT_A = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, I, I], [2, 2, 2, I]], dtype=np.uint8)
+PRED_A = np.array([[0, 0, 1, 0], [0, 1, 1, 1], [2, 2, 0, 1], [2, 1, 2, 2]], dtype=np.int32)
 # 16 pixels - 3 ignored = 13 counted.
-MATRIX_A = [[3, 1, 0],
-            [1, 3, 0],
-            [0, 1, 4]]
+MATRIX_A = [[3, 1, 0], [1, 3, 0], [0, 1, 4]]
 
 # Image B:
 #   row 0:  ign  (0,0) (0,0) (0,0)
 #   row 1: (1,1) (1,1) (1,2) (0,0)
 #   row 2: (1,0) (1,1) (1,1) (0,0)
 #   row 3:  ign   ign  (0,0) (0,2)
-GT_B = np.array([[I, 0, 0, 0],
-                 [1, 1, 1, 0],
-                 [1, 1, 1, 0],
-                 [I, I, 0, 0]], dtype=np.uint8)
-PRED_B = np.array([[2, 0, 0, 0],
-                   [1, 1, 2, 0],
-                   [0, 1, 1, 0],
-                   [1, 0, 0, 2]], dtype=np.int32)
+GT_B = np.array([[I, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 0], [I, I, 0, 0]], dtype=np.uint8)
+PRED_B = np.array([[2, 0, 0, 0], [1, 1, 2, 0], [0, 1, 1, 0], [1, 0, 0, 2]], dtype=np.int32)
 # 16 - 3 ignored = 13 counted; no dog in the ground truth, but two predicted.
-MATRIX_B = [[6, 0, 1],
-            [1, 4, 1],
-            [0, 0, 0]]
+MATRIX_B = [[6, 0, 1], [1, 4, 1], [0, 0, 0]]
 
 # A + B: total 26, trace 9 + 7 + 4 = 20; rows (truth) 11, 10, 5; columns (prediction) 11, 9, 6.
-MATRIX_AB = [[9, 1, 1],
-             [2, 7, 1],
-             [0, 1, 4]]
-IOU_AB = {"background": 9 / 13,  # 9 / (11 + 11 - 9)
-          "cat": 7 / 12,  # 7 / (10 + 9 - 7)
-          "dog": 4 / 7}  # 4 / (5 + 6 - 4)
+MATRIX_AB = [[9, 1, 1], [2, 7, 1], [0, 1, 4]]
+IOU_AB = {
+    "background": 9 / 13,  # 9 / (11 + 11 - 9)
+    "cat": 7 / 12,  # 7 / (10 + 9 - 7)
+    "dog": 4 / 7,
+}  # 4 / (5 + 6 - 4)
 
 
 def accumulate(pairs, num_classes=3, **kwargs):
@@ -116,9 +99,7 @@ def test_images_of_different_sizes_accumulate():
     small_gt = np.array([[0, 1, 2], [2, 2, I]], dtype=np.uint8)
     small_pred = np.array([[0, 1, 1], [2, 0, 0]], dtype=np.int64)
     matrix = accumulate([(GT_A, PRED_A), (small_gt, small_pred)]).matrix
-    np.testing.assert_array_equal(matrix, [[4, 1, 0],
-                                           [1, 4, 0],
-                                           [1, 2, 5]])
+    np.testing.assert_array_equal(matrix, [[4, 1, 0], [1, 4, 0], [1, 2, 5]])
 
 
 @pytest.mark.parametrize("prediction_there", [0, 1, 2])
@@ -191,8 +172,11 @@ def test_metrics_of_image_a():
     # IoU: bg 3/(4+4-3) = 3/5, cat 3/(4+5-3) = 1/2, dog 4/(5+4-4) = 4/5; mean 19/30.
     # fw: 4/13 * 3/5 + 4/13 * 1/2 + 5/13 * 4/5 = (12 + 10 + 20) / 65 = 42/65.
     metrics = segmentation_metrics(np.array(MATRIX_A), CLASSES)
-    assert metrics["per_class_iou"] == {"background": pytest.approx(3 / 5), "cat": pytest.approx(1 / 2),
-                                        "dog": pytest.approx(4 / 5)}
+    assert metrics["per_class_iou"] == {
+        "background": pytest.approx(3 / 5),
+        "cat": pytest.approx(1 / 2),
+        "dog": pytest.approx(4 / 5),
+    }
     assert metrics["miou"] == pytest.approx(19 / 30)
     assert metrics["pixel_accuracy"] == pytest.approx(10 / 13)
     assert metrics["fw_iou"] == pytest.approx(42 / 65)
@@ -219,8 +203,12 @@ def test_absent_class_is_none_and_predicted_only_class_is_zero():
     matrix = accumulate([(GT_B, PRED_B)], num_classes=4).matrix
     np.testing.assert_array_equal(matrix, [[6, 0, 1, 0], [1, 4, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
     metrics = segmentation_metrics(matrix, names)
-    assert metrics["per_class_iou"] == {"background": pytest.approx(3 / 4), "cat": pytest.approx(2 / 3),
-                                        "dog": 0.0, "bird": None}
+    assert metrics["per_class_iou"] == {
+        "background": pytest.approx(3 / 4),
+        "cat": pytest.approx(2 / 3),
+        "dog": 0.0,
+        "bird": None,
+    }
     assert metrics["miou"] == pytest.approx(17 / 36)
     assert metrics["pixel_accuracy"] == pytest.approx(10 / 13)
     assert metrics["fw_iou"] == pytest.approx(37 / 52)
@@ -270,8 +258,9 @@ def test_colorize_palette():
     colours = colorize(np.array([[0, 1, 2], [3, I, 1]], dtype=np.uint8), 4)
     assert colours.dtype == np.uint8 and colours.shape == (2, 3, 3)
     # PASCAL VOC colours: 0 black, 1 dark red, 2 dark green, 3 olive; ignore white.
-    np.testing.assert_array_equal(colours, [[[0, 0, 0], [128, 0, 0], [0, 128, 0]],
-                                            [[128, 128, 0], [255, 255, 255], [128, 0, 0]]])
+    np.testing.assert_array_equal(
+        colours, [[[0, 0, 0], [128, 0, 0], [0, 128, 0]], [[128, 128, 0], [255, 255, 255], [128, 0, 0]]]
+    )
     np.testing.assert_array_equal(colorize(np.array([[0, 1, 2], [3, I, 1]]), 4), colours)  # deterministic
 
 

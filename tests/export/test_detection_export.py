@@ -32,11 +32,15 @@ def test_saved_model_boxes_match_the_keras_model_on_real_pennfudan_photos(assets
     folder = export_detector(model, ["person"], tmp_path / "pedestrians", score_threshold=THRESHOLD, max_detections=50)
     assert model.prediction_decoder.max_detections == 100  # restored after the export
     previous = model.prediction_decoder
-    model.prediction_decoder = type(previous)(bounding_box_format="xyxy", from_logits=True, iou_threshold=0.5,
-                                              confidence_threshold=THRESHOLD, max_detections=50)
+    model.prediction_decoder = type(previous)(
+        bounding_box_format="xyxy",
+        from_logits=True,
+        iou_threshold=0.5,
+        confidence_threshold=THRESHOLD,
+        max_detections=50,
+    )
     loaded, _ = load_serving(folder)
-    served = loaded.signatures["serving_default"](
-        image_bytes=tf.constant([open(r.path, "rb").read() for r in records]))
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([open(r.path, "rb").read() for r in records]))
     served = {k: v.numpy() for k, v in served.items()}
     total = 0
     for i, record in enumerate(records):

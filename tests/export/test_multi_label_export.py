@@ -29,8 +29,9 @@ def test_served_probabilities_equal_the_keras_model_and_labels_follow_the_thresh
             layer.moving_variance.assign(np.random.default_rng(2).uniform(0.5, 2.0, layer.moving_variance.shape))
     root = write_multi_label_dataset(tmp_path / "ml", num_train=1, num_val=6, image_size=40, seed=0)
     # Mixed formats and sizes: a wide JPEG beside the PNGs.
-    Image.open(root / "images" / "val" / "00000.png").convert("RGB").resize((80, 50)).save(root / "wide.jpg",
-                                                                                           quality=95)
+    Image.open(root / "images" / "val" / "00000.png").convert("RGB").resize((80, 50)).save(
+        root / "wide.jpg", quality=95
+    )
     with open(root / "val.csv", "a") as f:
         f.write("wide.jpg,circle\n")
     source = read_multi_label_csv(root / "val.csv", class_names=CLASSES)
@@ -39,8 +40,9 @@ def test_served_probabilities_equal_the_keras_model_and_labels_follow_the_thresh
     expected = model.predict(images, verbose=0)
     assert expected.shape == (7, 3) and expected.std() > 1e-4  # input-dependent outputs
     threshold = float(np.median(expected))
-    folder = export_multi_label_classifier(model, CLASSES, tmp_path / "m", threshold, crop_fraction=0.875,
-                                           card={"name": "ml", "task": "multi_label"})
+    folder = export_multi_label_classifier(
+        model, CLASSES, tmp_path / "m", threshold, crop_fraction=0.875, card={"name": "ml", "task": "multi_label"}
+    )
 
     loaded, found = load_serving(tmp_path / "m")
     assert found == folder == tmp_path / "m" / "1"
@@ -54,7 +56,8 @@ def test_served_probabilities_equal_the_keras_model_and_labels_follow_the_thresh
     assert above.any() and not above.all()
     names = np.array(CLASSES, dtype=object)
     assert [[n.decode() for n in row] for row in served["labels"]] == [
-        [n if a else "" for n, a in zip(names, row)] for row in above]
+        [n if a else "" for n, a in zip(names, row)] for row in above
+    ]
 
     pixels = tf.constant(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in source.paths[:6]]))
     uint8 = loaded.signatures["serving_images"](images=pixels)["probabilities"].numpy()

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from kerascv_tl.data.readers import folder_source
-from kerascv_tl.data.pipeline import eval_dataset
 from kerascv_tl.config import load_config
+from kerascv_tl.data.pipeline import eval_dataset
+from kerascv_tl.data.readers import folder_source
 from kerascv_tl.export import export_classifier, latest_version_dir, load_serving
 from kerascv_tl.tasks import classifier
 
@@ -40,11 +40,16 @@ def tiny_model():
 
 
 def test_signatures_follow_tf_serving_conventions(tiny_model, tmp_path):
-    folder = export_classifier(tiny_model, CLASSES, tmp_path / "shapes", crop_fraction=1.0, top_k=5,
-                               card={"name": "shapes"})
+    folder = export_classifier(
+        tiny_model, CLASSES, tmp_path / "shapes", crop_fraction=1.0, top_k=5, card={"name": "shapes"}
+    )
     assert folder == tmp_path / "shapes" / "1" and (folder / "saved_model.pb").is_file()
-    shown = subprocess.run([str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(folder), "--all"],
-                           capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        [str(Path(sys.executable).with_name("saved_model_cli")), "show", "--dir", str(folder), "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     serving = shown.split("signature_def['serving_default']")[1].split("signature_def[")[0]
     assert "inputs['image_bytes']" in serving and "dtype: DT_STRING" in serving and "shape: (-1)" in serving
     for output in ("probabilities", "scores", "class_ids", "class_names"):

@@ -52,7 +52,9 @@ def _expected_class_map(model, image, size=SIZE):
 
 def test_served_class_maps_match_the_keras_model_for_mixed_sizes_and_formats(tiny_segmenter, tmp_path):
     images = _images()
-    encoded = [_encode(image, fmt, tmp_path, f"im{i}_{fmt}") for i, image in enumerate(images) for fmt in ("png", "jpg")]
+    encoded = [
+        _encode(image, fmt, tmp_path, f"im{i}_{fmt}") for i, image in enumerate(images) for fmt in ("png", "jpg")
+    ]
     folder = export_segmenter(tiny_segmenter, CLASSES, tmp_path / "seg")
     loaded, _ = load_serving(folder)
     served = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
@@ -132,7 +134,9 @@ def test_versions_and_model_card(tiny_segmenter, tmp_path):
         export_segmenter(tiny_segmenter, CLASSES[:2], tmp_path / "n")
 
 
-def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_photos(assets, mobilenet_v2_weights, tmp_path):
+def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_photos(
+    assets, mobilenet_v2_weights, tmp_path
+):
     from kerascv_tl.data.readers import pennfudan_segmentation_source
     from kerascv_tl.tasks.segmenter import segmenter
 
@@ -148,8 +152,9 @@ def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_phot
     from kerascv_tl.data.readers import read_mask
 
     x = np.stack([resize_image(tf.constant(image), size).numpy() for image in images])
-    y = np.stack([tf.image.resize(read_mask(r, source.lookup, 2)[..., None], [size, size], "nearest")[..., 0]
-                  for r in records]).reshape(-1)
+    y = np.stack(
+        [tf.image.resize(read_mask(r, source.lookup, 2)[..., None], [size, size], "nearest")[..., 0] for r in records]
+    ).reshape(-1)
     features = model.backbone(x, training=False).numpy().reshape(len(y), -1)  # the input of output_conv
     direction = features[y == 1].mean(0) - features[y == 0].mean(0)
     mean = features.mean(0)
@@ -160,7 +165,9 @@ def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_phot
 
     folder = export_segmenter(model, ["background", "person"], tmp_path / "pedestrians")
     loaded, _ = load_serving(folder)
-    served = loaded.signatures["serving_default"](image_bytes=tf.constant([open(r.image, "rb").read() for r in records]))
+    served = loaded.signatures["serving_default"](
+        image_bytes=tf.constant([open(r.image, "rb").read() for r in records])
+    )
     for i, (record, image) in enumerate(zip(records, images)):
         height, width = record.height, record.width
         assert (int(served["height"][i]), int(served["width"][i])) == (height, width)
@@ -168,4 +175,3 @@ def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_phot
         got = served["class_map"][i].numpy()[:height, :width]
         assert (got == expected).mean() >= 0.999
         assert 0.05 < expected.mean() < 0.95  # both classes present
-

@@ -12,8 +12,7 @@ import sys
 
 import numpy as np
 
-from kerascv_tl import cli
-from kerascv_tl import recipes
+from kerascv_tl import cli, recipes
 
 _finish = recipes.finish
 

@@ -26,9 +26,18 @@ from kerascv_tl.config import load_config  # noqa: E402
 from kerascv_tl.data import synthetic  # noqa: E402
 from kerascv_tl.recipes import train  # noqa: E402
 
-COMMON = ["recipe=fine_tune", "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.learning_rate=0.01",
-          "train.fine_tune_learning_rate=0.001", "train.early_stopping_patience=0", "train.monitor=val_loss",
-          "train.warmup_epochs=0", "head.dropout=0.0"]  # no dropout: replicas draw their own masks
+COMMON = [
+    "recipe=fine_tune",
+    "train.batch_size=8",
+    "train.head_epochs=1",
+    "train.epochs=1",
+    "train.learning_rate=0.01",
+    "train.fine_tune_learning_rate=0.001",
+    "train.early_stopping_patience=0",
+    "train.monitor=val_loss",
+    "train.warmup_epochs=0",
+    "head.dropout=0.0",
+]  # no dropout: replicas draw their own masks
 
 
 def narrow_resnet(folder: Path) -> Path:
@@ -38,27 +47,51 @@ def narrow_resnet(folder: Path) -> Path:
 
     keras.utils.set_random_seed(0)  # the same random backbone in every run of this script
     keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 64, 64, 64],
-        stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 64, 64, 64],
+        stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block",
     ).save_to_preset(str(folder))
     return folder
 
 
 def task_overrides(work: Path) -> dict[str, list[str]]:
-    cls = synthetic.write_classification_dataset(work / "cls", train_per_class=6, val_per_class=2, image_size=32,
-                                                 seed=0)
+    cls = synthetic.write_classification_dataset(
+        work / "cls", train_per_class=6, val_per_class=2, image_size=32, seed=0
+    )
     det = synthetic.write_detection_dataset(work / "det", num_train=16, num_val=8, image_size=64, seed=0)
     seg = synthetic.write_segmentation_dataset(work / "seg", num_train=16, num_val=8, image_size=32, seed=0)
     backbone = f"backbone.name={narrow_resnet(work / 'resnet')}"
     return {
-        "classification": ["task=classification", f"data.train={cls}/train", f"data.val={cls}/val",
-                           "data.image_size=32", backbone],
-        "detection": ["task=detection", "data.format=coco", "data.image_size=64", backbone, "train.learning_rate=0.001",
-                      f"data.train={det}/annotations/instances_train.json",
-                      f"data.val={det}/annotations/instances_val.json", f"data.image_root={det}/images/train",
-                      f"data.val_image_root={det}/images/val"],
-        "segmentation": ["task=segmentation", "data.format=masks", "data.image_size=32", backbone,
-                         f"data.train={seg}/train", f"data.val={seg}/val", f"data.classes={seg}/classes.yaml"],
+        "classification": [
+            "task=classification",
+            f"data.train={cls}/train",
+            f"data.val={cls}/val",
+            "data.image_size=32",
+            backbone,
+        ],
+        "detection": [
+            "task=detection",
+            "data.format=coco",
+            "data.image_size=64",
+            backbone,
+            "train.learning_rate=0.001",
+            f"data.train={det}/annotations/instances_train.json",
+            f"data.val={det}/annotations/instances_val.json",
+            f"data.image_root={det}/images/train",
+            f"data.val_image_root={det}/images/val",
+        ],
+        "segmentation": [
+            "task=segmentation",
+            "data.format=masks",
+            "data.image_size=32",
+            backbone,
+            f"data.train={seg}/train",
+            f"data.val={seg}/val",
+            f"data.classes={seg}/classes.yaml",
+        ],
     }
 
 

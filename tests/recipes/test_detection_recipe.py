@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from support import PROJECT_ROOT
 
 from kerascv_tl.cli import main
@@ -13,14 +12,31 @@ from kerascv_tl.recipes import train
 def detection_run(tmp_path_factory):
     from kerascv_tl.data.synthetic import write_detection_dataset
 
-    root = write_detection_dataset(tmp_path_factory.mktemp("shapes_det"), num_train=16, num_val=8, image_size=64, seed=0)
+    root = write_detection_dataset(
+        tmp_path_factory.mktemp("shapes_det"), num_train=16, num_val=8, image_size=64, seed=0
+    )
     dirty = dirty_coco(root)
-    config = load_config(None, [
-        "task=detection", "recipe=fine_tune", "data.format=coco", "data.image_size=64",
-        f"data.train={dirty}", f"data.val={root}/annotations/instances_val.json",
-        f"data.image_root={root}/images/train", f"data.val_image_root={root}/images/val", "backbone.weights=none",
-        "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.monitor=val_loss",
-        "train.early_stopping_patience=0", "export.score_threshold=0.0", "export.max_detections=10"])
+    config = load_config(
+        None,
+        [
+            "task=detection",
+            "recipe=fine_tune",
+            "data.format=coco",
+            "data.image_size=64",
+            f"data.train={dirty}",
+            f"data.val={root}/annotations/instances_val.json",
+            f"data.image_root={root}/images/train",
+            f"data.val_image_root={root}/images/val",
+            "backbone.weights=none",
+            "train.batch_size=8",
+            "train.head_epochs=1",
+            "train.epochs=1",
+            "train.monitor=val_loss",
+            "train.early_stopping_patience=0",
+            "export.score_threshold=0.0",
+            "export.max_detections=10",
+        ],
+    )
     run_dir = tmp_path_factory.mktemp("runs") / "det"
     run, metrics = train(config, output=run_dir, verbose=0)
     return run, metrics, root
@@ -35,8 +51,16 @@ def dirty_coco(root):
     next_id = max(image["id"] for image in data["images"]) + 1
     for offset, name in enumerate(("broken.png", "gone.png")):
         data["images"].append({"id": next_id + offset, "file_name": name, "width": 64, "height": 64})
-        data["annotations"].append({"id": 10_000 + offset, "image_id": next_id + offset, "category_id":
-                                    data["categories"][0]["id"], "bbox": [4, 4, 20, 20], "area": 400, "iscrowd": 0})
+        data["annotations"].append(
+            {
+                "id": 10_000 + offset,
+                "image_id": next_id + offset,
+                "category_id": data["categories"][0]["id"],
+                "bbox": [4, 4, 20, 20],
+                "area": 400,
+                "iscrowd": 0,
+            }
+        )
     flat = dict(data["annotations"][0], id=10_002, bbox=[10, 10, 0, 12], area=0)  # zero width
     data["annotations"].append(flat)
     path = root / "annotations" / "instances_train_dirty.json"
@@ -51,8 +75,15 @@ def test_detection_run_writes_coco_metrics_overlays_and_card(detection_run):
         assert key in metrics
     assert set(metrics["per_class"]) == {"circle", "square", "triangle"} and metrics["num_images"] == 8
     names = {p.name for p in run.root.iterdir()}
-    assert {"model.keras", "metrics.json", "model_card.json", "detections.png", "training_curves.png",
-            "history_head.csv", "history_fine_tune.csv"} <= names
+    assert {
+        "model.keras",
+        "metrics.json",
+        "model_card.json",
+        "detections.png",
+        "training_curves.png",
+        "history_head.csv",
+        "history_fine_tune.csv",
+    } <= names
     card = json.loads((run.root / "model_card.json").read_text())
     assert card["task"] == "detection" and "letterbox" in card["input"]["resize"]
 
@@ -85,8 +116,19 @@ def test_cli_exports_and_draws_detections(detection_run, tmp_path, capsys):
     for detection in line["detections"]:
         x0, y0, x1, y1 = detection["box_xyxy"]
         assert 0 <= x0 <= x1 <= 64 and 0 <= y0 <= y1 <= 64 and detection["class"] in {"circle", "square", "triangle"}
-    assert main(["evaluate", str(run.root), "--data", str(root / "annotations" / "instances_train.json"),
-                 "--output", str(tmp_path / "eval")]) == 0  # image_root of the run: the training images
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run.root),
+                "--data",
+                str(root / "annotations" / "instances_train.json"),
+                "--output",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )  # image_root of the run: the training images
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 16
 
 
@@ -100,15 +142,28 @@ def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detec
     _, _, root = detection_run
     preset = tmp_path / "resnet_preset"
     keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 64, 64, 64],
-        stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 64, 64, 64],
+        stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block",
     ).save_to_preset(str(preset))
     run_dir = tmp_path / "run"
-    overrides = ["data.image_size=64", f"backbone.name={preset}",
-                 f"data.train={root}/annotations/instances_train.json", f"data.val={root}/annotations/instances_val.json",
-                 f"data.image_root={root}/images/train", f"data.val_image_root={root}/images/val",
-                 "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.early_stopping_patience=0",
-                 "export.score_threshold=0.0", "export.max_detections=5"]
+    overrides = [
+        "data.image_size=64",
+        f"backbone.name={preset}",
+        f"data.train={root}/annotations/instances_train.json",
+        f"data.val={root}/annotations/instances_val.json",
+        f"data.image_root={root}/images/train",
+        f"data.val_image_root={root}/images/val",
+        "train.batch_size=8",
+        "train.head_epochs=1",
+        "train.epochs=1",
+        "train.early_stopping_patience=0",
+        "export.score_threshold=0.0",
+        "export.max_detections=5",
+    ]
     args = ["train", str(PROJECT_ROOT / "recipes" / "shapes_detection.yaml"), "--output", str(run_dir)]
     assert main(args + [item for value in overrides for item in ("--set", value)]) == 0
     card = json.loads((run_dir / "model_card.json").read_text())

@@ -43,10 +43,21 @@ def test_two_workers_train_the_same_model_and_only_the_chief_writes(shapes_class
     processes = []
     try:
         for i in range(2):
-            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(temp),
-                       TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
-            command = [sys.executable, str(WORKER), f"{weights[i]}.npz", "train",
-                       str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml"), "--output", str(runs[i])]
+            env = dict(
+                os.environ,
+                TF_CPP_MIN_LOG_LEVEL="3",
+                TMPDIR=str(temp),
+                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+            )
+            command = [
+                sys.executable,
+                str(WORKER),
+                f"{weights[i]}.npz",
+                "train",
+                str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml"),
+                "--output",
+                str(runs[i]),
+            ]
             command += [a for o in overrides for a in ("--set", o)]
             with open(logs[i], "w") as log:
                 processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -67,8 +78,14 @@ def test_two_workers_train_the_same_model_and_only_the_chief_writes(shapes_class
     chief, other = runs
     info = json.loads((chief / "distribution.json").read_text())
     assert info["strategy"] == "CollectiveAllReduceStrategy" and info["replicas"] == 2  # MultiWorkerMirroredStrategy
-    assert {"model.keras", "metrics.json", "model_card.json", "history_head.csv", "history_fine_tune.csv",
-            "checkpoints"} <= {p.name for p in chief.iterdir()}
+    assert {
+        "model.keras",
+        "metrics.json",
+        "model_card.json",
+        "history_head.csv",
+        "history_fine_tune.csv",
+        "checkpoints",
+    } <= {p.name for p in chief.iterdir()}
     # The other worker trained in a temporary folder, removed at the end; nothing in its --output.
     assert not other.exists() and not list(temp.glob("kerascv_tl_*"))
 

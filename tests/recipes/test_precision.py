@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras.optimizers import LossScaleOptimizer
-
 from support import tiny_overrides
 
 import kerascv_tl
@@ -64,10 +63,11 @@ def _history(path):
 
 
 @pytest.mark.slow(seconds=45)
-def test_mixed_float16_classification_run_trains_saves_and_exports_float32(shapes_classification, tmp_path,
-                                                                           monkeypatch):
-    from kerascv_tl.export import load_serving
+def test_mixed_float16_classification_run_trains_saves_and_exports_float32(
+    shapes_classification, tmp_path, monkeypatch
+):
     from kerascv_tl import recipes
+    from kerascv_tl.export import load_serving
     from kerascv_tl.recipes import train
 
     seen = {}
@@ -79,8 +79,9 @@ def test_mixed_float16_classification_run_trains_saves_and_exports_float32(shape
         return seen["setup"]
 
     monkeypatch.setattr(recipes, "set_up", spy)
-    config = load_config(None, tiny_overrides(shapes_classification, recipe="feature_extraction",
-                                              precision="mixed_float16"))
+    config = load_config(
+        None, tiny_overrides(shapes_classification, recipe="feature_extraction", precision="mixed_float16")
+    )
     run, metrics = train(config, output=tmp_path / "run", verbose=0)
 
     assert seen["policy_after_setup"] == "float32"
@@ -108,7 +109,11 @@ def test_mixed_float16_classification_run_trains_saves_and_exports_float32(shape
     serving, folder = load_serving(tmp_path / "saved")
     signature = serving.signatures["serving_images"]
     assert {k: v.dtype for k, v in signature.structured_outputs.items()} == {
-        "probabilities": tf.float32, "scores": tf.float32, "class_ids": tf.int32, "class_names": tf.string}
+        "probabilities": tf.float32,
+        "scores": tf.float32,
+        "class_ids": tf.int32,
+        "class_names": tf.string,
+    }
     out = signature(images=tf.constant(images.astype("uint8")))
     assert out["probabilities"].shape == (2, 3) and np.isfinite(out["probabilities"].numpy()).all()
     assert json.loads((folder / "model_card.json").read_text())["precision"] == "mixed_float16"
@@ -131,8 +136,10 @@ def test_mixed_bfloat16_classifier_needs_no_loss_scaling():
 
 def _detection_batch():
     x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
-    y = {"boxes": np.array([[[4, 4, 30, 40], [0, 0, 0, 0]], [[10, 20, 60, 60], [2, 2, 20, 20]]], "float32"),
-         "labels": np.array([[0, -1], [1, 0]], "int32")}
+    y = {
+        "boxes": np.array([[[4, 4, 30, 40], [0, 0, 0, 0]], [[10, 20, 60, 60], [2, 2, 20, 20]]], "float32"),
+        "labels": np.array([[0, -1], [1, 0]], "int32"),
+    }
     return x, y
 
 

@@ -7,7 +7,6 @@ import sys
 import time
 
 import keras
-import numpy as np
 import pytest
 from support import PROJECT_ROOT, tiny_overrides
 
@@ -25,13 +24,28 @@ def test_fine_tune_writes_a_complete_run_and_keeps_the_best_checkpoint(shapes_cl
     config = load_config(None, tiny_overrides(shapes_classification, **{"train.epochs": 2, "recipe": "fine_tune"}))
     run, metrics = train(config, output=tmp_path / "run", verbose=0)
     names = {p.name for p in run.root.iterdir()}
-    assert {"config.yaml", "class_names.json", "backbone.json", "model.keras", "metrics.json", "model_card.json",
-            "confusion_matrix.json", "confusion_matrix.png", "training_curves.png", "misclassified.png",
-            "history_head.csv", "history_fine_tune.csv", "logs"} <= names
+    assert {
+        "config.yaml",
+        "class_names.json",
+        "backbone.json",
+        "model.keras",
+        "metrics.json",
+        "model_card.json",
+        "confusion_matrix.json",
+        "confusion_matrix.png",
+        "training_curves.png",
+        "misclassified.png",
+        "history_head.csv",
+        "history_fine_tune.csv",
+        "logs",
+    } <= names
     assert json.loads((run.root / "class_names.json").read_text()) == ["circle", "square", "triangle"]
     assert len(_rows(run.root / "history_head.csv")) == 1 and len(_rows(run.root / "history_fine_tune.csv")) == 2
     # The final model is the best epoch across both phases, evaluated through the same pipeline.
-    best = max(float(r["val_accuracy"]) for r in _rows(run.root / "history_head.csv") + _rows(run.root / "history_fine_tune.csv"))
+    best = max(
+        float(r["val_accuracy"])
+        for r in _rows(run.root / "history_head.csv") + _rows(run.root / "history_fine_tune.csv")
+    )
     assert metrics["accuracy"] == pytest.approx(best, abs=1e-6)
     saved = json.loads((run.root / "metrics.json").read_text())
     assert saved["accuracy"] == metrics["accuracy"] and "per_class" in saved and "top5_accuracy" not in saved
@@ -64,8 +78,11 @@ def test_unfinished_run_with_another_config_is_refused(shapes_classification, tm
 
 @pytest.mark.slow(seconds=45)
 def test_cached_features_train_the_exported_image_model(shapes_classification, tmp_path, caplog):
-    overrides = tiny_overrides(shapes_classification, recipe="feature_extraction", **{
-        "train.cache_features": "true", "train.epochs": 3, "train.feature_cache_dir": str(tmp_path / "cache")})
+    overrides = tiny_overrides(
+        shapes_classification,
+        recipe="feature_extraction",
+        **{"train.cache_features": "true", "train.epochs": 3, "train.feature_cache_dir": str(tmp_path / "cache")},
+    )
     config = load_config(None, overrides)
     run, metrics = train(config, output=tmp_path / "a", verbose=0)
     cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
@@ -89,13 +106,16 @@ def test_cached_features_train_the_exported_image_model(shapes_classification, t
 def test_killed_run_resumes_at_its_last_step_and_ends_like_an_uninterrupted_run(shapes_classification, tmp_path):
     """SIGKILL in the middle of a fine-tune epoch; the same command then finishes the run, and its metrics
     equal those of a run that was never interrupted (same seed, dropout on)."""
-    overrides = tiny_overrides(shapes_classification, **{"train.epochs": 3, "train.head_epochs": 1,
-                                                         "train.backup_every_steps": 1, "head.dropout": 0.3})
+    overrides = tiny_overrides(
+        shapes_classification,
+        **{"train.epochs": 3, "train.head_epochs": 1, "train.backup_every_steps": 1, "head.dropout": 0.3},
+    )
     recipe = str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml")
 
     def command(run_dir):
         return [sys.executable, "-m", "kerascv_tl.cli", "train", recipe, "--output", str(run_dir)] + [
-            a for o in overrides for a in ("--set", o)]
+            a for o in overrides for a in ("--set", o)
+        ]
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     run_dir = tmp_path / "run"
@@ -117,16 +137,17 @@ def test_killed_run_resumes_at_its_last_step_and_ends_like_an_uninterrupted_run(
     assert len(_rows(run_dir / "history_head.csv")) == 1  # the finished head phase was not trained again
     assert sorted({int(r["epoch"]) for r in _rows(run_dir / "history_fine_tune.csv")}) == list(range(3))
 
-    uninterrupted = subprocess.run(command(tmp_path / "straight"), env=env, capture_output=True, text=True,
-                                   timeout=600)
+    uninterrupted = subprocess.run(command(tmp_path / "straight"), env=env, capture_output=True, text=True, timeout=600)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     assert (run_dir / "metrics.json").read_text() == (tmp_path / "straight" / "metrics.json").read_text()
 
 
 @pytest.mark.slow(seconds=60)
 def test_two_runs_with_the_same_seed_write_identical_metrics(shapes_classification, tmp_path):
-    overrides = tiny_overrides(shapes_classification, **{"recipe": "feature_extraction", "train.epochs": 2,
-                                                         "deterministic": True, "data.augment.rand_augment": True})
+    overrides = tiny_overrides(
+        shapes_classification,
+        **{"recipe": "feature_extraction", "train.epochs": 2, "deterministic": True, "data.augment.rand_augment": True},
+    )
     texts = []
     for name in ("first", "second"):
         run, _ = train(load_config(None, overrides), output=tmp_path / name, verbose=0)

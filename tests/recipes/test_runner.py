@@ -1,11 +1,9 @@
-import keras
-import numpy as np
 import pytest
 
 from kerascv_tl.config import load_config
-from kerascv_tl.training.optimizers import warmup_cosine
 from kerascv_tl.run_folder import RunFolder
 from kerascv_tl.training.fit import best_so_far, monitor_mode, steps_per_epoch
+from kerascv_tl.training.optimizers import warmup_cosine
 
 
 def test_warmup_then_cosine_decay():
@@ -40,8 +38,12 @@ def test_every_shipped_recipe_loads(monkeypatch):
 
     monkeypatch.setenv("KERASCV_TL_ASSETS", "/assets")
     recipes = sorted((PROJECT_ROOT / "recipes").glob("*.yaml"))
-    assert {p.name for p in recipes} >= {"flowers_feature_extraction.yaml", "flowers_fine_tune.yaml",
-                                         "shapes_fine_tune.yaml", "oxford_flowers102_fine_tune.yaml"}
+    assert {p.name for p in recipes} >= {
+        "flowers_feature_extraction.yaml",
+        "flowers_fine_tune.yaml",
+        "shapes_fine_tune.yaml",
+        "oxford_flowers102_fine_tune.yaml",
+    }
     for path in recipes:
         config = load_config(path)
         assert config.data.train
@@ -86,20 +88,26 @@ def dirty_shapes(shapes_classification, tmp_path_factory):
 def _dirty_config(root, *extra):
     from support import tiny_overrides
 
-    return load_config(None, tiny_overrides(root, recipe="feature_extraction",
-                                            **{"data.val": f"{root}/val.csv", **dict(e.split("=", 1) for e in extra)}))
+    return load_config(
+        None,
+        tiny_overrides(
+            root, recipe="feature_extraction", **{"data.val": f"{root}/val.csv", **dict(e.split("=", 1) for e in extra)}
+        ),
+    )
 
 
-def test_train_skips_every_bad_file_names_it_and_trains_on_the_rest(dirty_shapes, tmp_path, monkeypatch, caplog,
-                                                                   capfd):
+def test_train_skips_every_bad_file_names_it_and_trains_on_the_rest(dirty_shapes, tmp_path, monkeypatch, caplog, capfd):
     import json
 
     from kerascv_tl.data import check
     from kerascv_tl.recipes import train
 
     real = check.image_problem
-    monkeypatch.setattr(check, "image_problem",  # a file the check cannot catch, e.g. broken after it ran
-                        lambda path, limit: (None, (32, 32)) if str(path).endswith("sneaky.png") else real(path, limit))
+    monkeypatch.setattr(
+        check,
+        "image_problem",  # a file the check cannot catch, e.g. broken after it ran
+        lambda path, limit: (None, (32, 32)) if str(path).endswith("sneaky.png") else real(path, limit),
+    )
     with caplog.at_level("WARNING"):
         run, metrics = train(_dirty_config(dirty_shapes), output=tmp_path / "run", verbose=0)
     assert run.is_finished() and len((run / "history_head.csv").read_text().splitlines()) == 2

@@ -15,13 +15,28 @@ SIZE = 48
 def segmentation_run(tmp_path_factory):
     from kerascv_tl.data.synthetic import write_segmentation_dataset
 
-    root = write_segmentation_dataset(tmp_path_factory.mktemp("shapes_seg"), num_train=16, num_val=6, image_size=SIZE,
-                                      seed=0)
-    config = load_config(None, [
-        "task=segmentation", "recipe=fine_tune", "data.format=masks", f"data.image_size={SIZE}",
-        f"data.train={dirty_masks(root)}", f"data.val={root}/val", f"data.classes={root}/classes.yaml", "backbone.weights=none",
-        "train.batch_size=8", "train.head_epochs=1", "train.epochs=1", "train.monitor=val_mean_iou",
-        "train.early_stopping_patience=0", "export.probabilities=true"])
+    root = write_segmentation_dataset(
+        tmp_path_factory.mktemp("shapes_seg"), num_train=16, num_val=6, image_size=SIZE, seed=0
+    )
+    config = load_config(
+        None,
+        [
+            "task=segmentation",
+            "recipe=fine_tune",
+            "data.format=masks",
+            f"data.image_size={SIZE}",
+            f"data.train={dirty_masks(root)}",
+            f"data.val={root}/val",
+            f"data.classes={root}/classes.yaml",
+            "backbone.weights=none",
+            "train.batch_size=8",
+            "train.head_epochs=1",
+            "train.epochs=1",
+            "train.monitor=val_mean_iou",
+            "train.early_stopping_patience=0",
+            "export.probabilities=true",
+        ],
+    )
     run, metrics = train(config, output=tmp_path_factory.mktemp("runs") / "seg", verbose=0)
     return run, metrics, root
 
@@ -34,7 +49,10 @@ def dirty_masks(root):
 
     dirty = root / "train_dirty"
     shutil.copytree(root / "train", dirty)
-    image, mask = np.asarray(Image.open(dirty / "images" / "00000.png")), np.asarray(Image.open(dirty / "masks" / "00000.png"))
+    image, mask = (
+        np.asarray(Image.open(dirty / "images" / "00000.png")),
+        np.asarray(Image.open(dirty / "masks" / "00000.png")),
+    )
     bad_files.truncated(dirty / "images" / "broken.png", "png")
     Image.fromarray(mask).save(dirty / "masks" / "broken.png")
     Image.fromarray(image).save(dirty / "images" / "small.png")
@@ -55,8 +73,15 @@ def test_segmentation_run_writes_miou_overlays_and_card(segmentation_run):
     assert matrix.sum() == metrics["num_pixels"] == 6 * SIZE * SIZE  # original resolution, nothing ignored
     assert metrics["pixel_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
     names = {p.name for p in run.root.iterdir()}
-    assert {"model.keras", "metrics.json", "model_card.json", "segmentations.png", "training_curves.png",
-            "history_head.csv", "history_fine_tune.csv"} <= names
+    assert {
+        "model.keras",
+        "metrics.json",
+        "model_card.json",
+        "segmentations.png",
+        "training_curves.png",
+        "history_head.csv",
+        "history_fine_tune.csv",
+    } <= names
     card = json.loads((run.root / "model_card.json").read_text())
     assert card["task"] == "segmentation" and "stretch" in card["input"]["resize"]
     assert card["metrics"]["miou"] == metrics["miou"]

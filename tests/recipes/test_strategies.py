@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from support import PROJECT_ROOT
 
 
@@ -15,8 +14,13 @@ from support import PROJECT_ROOT
 def test_mirrored_losses_match_one_device_for_every_task(tmp_path):
     script = PROJECT_ROOT / "tests" / "recipes" / "strategy_losses.py"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, str(script), str(tmp_path), "default", "mirrored"], env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), "default", "mirrored"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     losses = json.loads(result.stdout.strip().splitlines()[-1])
     for task in ("classification", "detection", "segmentation"):

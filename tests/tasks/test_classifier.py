@@ -40,14 +40,23 @@ def _compile(model: keras.Model) -> None:
 )
 def test_train_evaluate_save_load(tmp_path, name, size, backbone_type):
     model = classifier(name, NUM_CLASSES, weights=None, image_size=size)
-    assert [layer.name for layer in model.layers] == ["images", "preprocessing", "backbone", "pool", "dropout", "predictions"]
+    assert [layer.name for layer in model.layers] == [
+        "images",
+        "preprocessing",
+        "backbone",
+        "pool",
+        "dropout",
+        "predictions",
+    ]
     assert type(model.get_layer("backbone")).__name__ == backbone_type
     assert model.input_shape == (None, size, size, 3) and model.output_shape == (None, NUM_CLASSES)
     if name == "vit_tiny16":
         assert isinstance(model.get_layer("pool"), ClassTokenPooling)
         # ViT's registry preprocessing scales [0, 255] to [-1, 1].
         pre = model.get_layer("preprocessing")
-        np.testing.assert_allclose(_run(keras.Sequential([pre]), np.array([[[[0.0, 127.5, 255.0]]]], "float32")), [[[[-1, 0, 1]]]], atol=1e-6)
+        np.testing.assert_allclose(
+            _run(keras.Sequential([pre]), np.array([[[[0.0, 127.5, 255.0]]]], "float32")), [[[[-1, 0, 1]]]], atol=1e-6
+        )
 
     x, y = _data(size)
     _compile(model)

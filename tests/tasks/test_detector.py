@@ -11,8 +11,10 @@ SIZE = 64
 
 def _batch():
     x = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
-    y = {"boxes": np.array([[[4, 4, 30, 40], [0, 0, 0, 0]], [[10, 20, 60, 60], [2, 2, 20, 20]]], "float32"),
-         "labels": np.array([[0, -1], [1, 0]], "int32")}
+    y = {
+        "boxes": np.array([[[4, 4, 30, 40], [0, 0, 0, 0]], [[10, 20, 60, 60], [2, 2, 20, 20]]], "float32"),
+        "labels": np.array([[0, -1], [1, 0]], "int32"),
+    }
     return x, y
 
 
@@ -25,7 +27,10 @@ def model():
 def test_pyramid_encoder_exposes_p3_p4_p5_at_their_strides():
     encoder = pyramid_encoder(build_backbone("resnet50", weights="none", image_size=SIZE))
     assert {k: tuple(v.shape[1:3]) for k, v in encoder.pyramid_outputs.items()} == {
-        "P3": (SIZE // 8, SIZE // 8), "P4": (SIZE // 16, SIZE // 16), "P5": (SIZE // 32, SIZE // 32)}
+        "P3": (SIZE // 8, SIZE // 8),
+        "P4": (SIZE // 16, SIZE // 16),
+        "P5": (SIZE // 32, SIZE // 32),
+    }
     assert encoder.get_layer("preprocessing").channel_order == "BGR"  # ResNet's caffe normalisation inside
     clone = PyramidEncoder.from_config(encoder.get_config())
     clone.set_weights(encoder.get_weights())

@@ -99,7 +99,9 @@ def test_unfreeze_from_layer(model):
     _assert_batch_norm_frozen(model)
     # A block's first layer: the whole block and everything after it.
     assert unfreeze_backbone(model, from_layer="block_15_expand") == ["block_15", "block_16"]
-    assert _ids(model.trainable_variables) == _ids(_block_variables(model, ["block_15", "block_16"]) + _head_variables(model))
+    assert _ids(model.trainable_variables) == _ids(
+        _block_variables(model, ["block_15", "block_16"]) + _head_variables(model)
+    )
     _assert_batch_norm_frozen(model)
 
 
@@ -117,8 +119,13 @@ def test_unfreeze_rejects_bad_arguments(model):
 
 @pytest.mark.parametrize(
     "value, kwargs",
-    [("all", {}), (2, {"top_blocks": 2}), ("3", {"top_blocks": 3}), (0, {"top_blocks": 0}),
-     ("block_13_expand", {"from_layer": "block_13_expand"})],
+    [
+        ("all", {}),
+        (2, {"top_blocks": 2}),
+        ("3", {"top_blocks": 3}),
+        (0, {"top_blocks": 0}),
+        ("block_13_expand", {"from_layer": "block_13_expand"}),
+    ],
 )
 def test_parse_unfreeze(value, kwargs):
     assert parse_unfreeze(value) == kwargs
@@ -142,11 +149,9 @@ def test_fit_after_unfreeze_trains_only_the_unfrozen_blocks(mobilenet_v2_weights
     after = {v.path: v.numpy() for v in backbone.weights}
     changed = {path for path in before if not np.array_equal(before[path], after[path])}
 
-    unfrozen_kernels = {
-        f"block_{b}_{part}/kernel"
-        for b in (15, 16)
-        for part in ("expand", "depthwise", "project")
-    } | {"Conv_1/kernel"}
+    unfrozen_kernels = {f"block_{b}_{part}/kernel" for b in (15, 16) for part in ("expand", "depthwise", "project")} | {
+        "Conv_1/kernel"
+    }
     assert unfrozen_kernels <= set(before)
     assert changed == unfrozen_kernels
     statistics = [p for p in before if p.endswith(("moving_mean", "moving_variance"))]

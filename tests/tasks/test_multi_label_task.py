@@ -14,8 +14,15 @@ RECIPE = PROJECT_ROOT / "recipes" / "shapes_multi_label.yaml"
 
 
 def _train_args(run_dir, train, val=None, **extra):
-    values = {"data.train": train, "data.image_size": 32, "backbone.weights": "none", "train.batch_size": 8,
-              "recipe": "feature_extraction", "train.epochs": 1, "train.early_stopping_patience": 0}
+    values = {
+        "data.train": train,
+        "data.image_size": 32,
+        "backbone.weights": "none",
+        "train.batch_size": 8,
+        "recipe": "feature_extraction",
+        "train.epochs": 1,
+        "train.early_stopping_patience": 0,
+    }
     values["data.val"] = "" if val is None else val  # empty: none, a seeded split of data.train
     values.update(extra)
     args = ["train", str(RECIPE), "--output", str(run_dir)]
@@ -28,11 +35,19 @@ def test_config_defaults_and_refused_keys():
     assert "multi_label" in task_names()
     config = load_config(RECIPE)
     assert config.task == "multi_label" and config.train.monitor == "val_pr_auc"
-    assert get_task("multi_label").card_metrics[:2] == ("map", "macro_f1") and "threshold" in get_task(
-        "multi_label").card_metrics
-    for key, value in [("data.augment.mixup_alpha", 0.2), ("data.augment.cutmix_alpha", 1.0),
-                       ("train.cache_features", "true"), ("export.top_k", 3), ("data.max_boxes", 10),
-                       ("export.score_threshold", 0.4), ("head.architecture", "segformer")]:
+    assert (
+        get_task("multi_label").card_metrics[:2] == ("map", "macro_f1")
+        and "threshold" in get_task("multi_label").card_metrics
+    )
+    for key, value in [
+        ("data.augment.mixup_alpha", 0.2),
+        ("data.augment.cutmix_alpha", 1.0),
+        ("train.cache_features", "true"),
+        ("export.top_k", 3),
+        ("data.max_boxes", 10),
+        ("export.score_threshold", 0.4),
+        ("head.architecture", "segformer"),
+    ]:
         with pytest.raises(ConfigError, match=rf"{key} is not used by multi_label"):
             load_config(RECIPE, [f"{key}={value}"])
     # What it honours is accepted.
@@ -44,8 +59,9 @@ def test_model_is_the_sigmoid_classifier_compiled_with_binary_cross_entropy():
     from kerascv_tl.tasks.base import TaskSetup
 
     task = get_task("multi_label")
-    config = load_config(RECIPE, ["data.image_size=32", "backbone.weights=none", "train.label_smoothing=0.1",
-                                  "train.optimizer=sgd"])
+    config = load_config(
+        RECIPE, ["data.image_size=32", "backbone.weights=none", "train.label_smoothing=0.1", "train.optimizer=sgd"]
+    )
     model = task.build_model(config, backbone_from_config(config), ["a", "b", "c", "d"])
     assert model.get_layer("predictions").activation is keras.activations.sigmoid
     assert model.output_shape == (None, 4) and model.get_layer("backbone") is not None
@@ -83,8 +99,10 @@ def test_train_evaluate_export_predict_through_the_cli(shapes, tmp_path, capsys)
     assert card["task"] == "multi_label" and card["metrics"]["threshold"] == metrics["threshold"]
 
     # The run folder on its validation CSV: the very figures training reported (same model, same data).
-    assert main(["evaluate", str(run), "--data", str(val_csv), "--output", str(tmp_path / "eval"),
-                 "--batch-size", "8"]) == 0
+    assert (
+        main(["evaluate", str(run), "--data", str(val_csv), "--output", str(tmp_path / "eval"), "--batch-size", "8"])
+        == 0
+    )
     again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert again["map"] == pytest.approx(metrics["map"], abs=1e-6) and again["threshold"] == metrics["threshold"]
     assert again["threshold_source"].startswith("given")  # the run's tuned threshold, not one tuned on --data
@@ -136,8 +154,17 @@ def _hand_written_dataset(root):
 def test_train_on_a_hand_written_csv_with_a_seeded_split(tmp_path, capsys):
     csv_path = _hand_written_dataset(tmp_path / "dataset")
     run = tmp_path / "run"
-    assert main(_train_args(run, csv_path, None, **{"data.val_fraction": 0.25, "data.root": tmp_path / "dataset",
-                                                     "data.train": "lists/all.csv"})) == 0
+    assert (
+        main(
+            _train_args(
+                run,
+                csv_path,
+                None,
+                **{"data.val_fraction": 0.25, "data.root": tmp_path / "dataset", "data.train": "lists/all.csv"},
+            )
+        )
+        == 0
+    )
     assert json.loads((run / "class_names.json").read_text()) == ["bar", "red"]
     check = json.loads((run / "data_check.json").read_text())
     assert check["num_train"] == 12 and check["num_val"] == 4 and check["num_problems"] == 1

@@ -18,8 +18,19 @@ def test_every_registered_task_implements_the_interface():
         assert task.default_monitor.startswith("val_")
         assert task.card_metrics
         # Every hook the schedule, the recipe and the CLI call is the task's own, not the base class's stub.
-        for hook in ("read_sources", "read_eval_source", "training_data", "validation_data", "build_model", "compile",
-                     "evaluate", "headline", "serving_resize", "export", "print_prediction"):
+        for hook in (
+            "read_sources",
+            "read_eval_source",
+            "training_data",
+            "validation_data",
+            "build_model",
+            "compile",
+            "evaluate",
+            "headline",
+            "serving_resize",
+            "export",
+            "print_prediction",
+        ):
             assert getattr(type(task), hook) is not getattr(Task, hook), f"{name} does not implement {hook}"
 
 

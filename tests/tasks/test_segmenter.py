@@ -29,16 +29,22 @@ def test_ignored_pixels_count_for_nothing_in_the_loss():
     np.testing.assert_allclose(float(segmentation_loss()(labels, logits)), float(only_pixel), rtol=1e-5)
 
 
-@pytest.mark.parametrize("name, architecture, kind, learning_rate", [
-    ("mobilenet_v2", "auto", "DeepLabV3ImageSegmenter", 1e-3), ("mit_b0", "auto", "SegFormerImageSegmenter", 1e-4)])
+@pytest.mark.parametrize(
+    "name, architecture, kind, learning_rate",
+    [("mobilenet_v2", "auto", "DeepLabV3ImageSegmenter", 1e-3), ("mit_b0", "auto", "SegFormerImageSegmenter", 1e-4)],
+)
 def test_segmenter_fits_predicts_saves_and_loads(name, architecture, kind, learning_rate, tmp_path):
     keras.utils.set_random_seed(0)
     model = segmenter(name, 3, weights="none", image_size=SIZE, architecture=architecture)
     assert type(model).__name__ == kind
     assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, SIZE, SIZE, 3)
     x, y = _batch()
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=segmentation_loss(), metrics=[mean_iou_metric(3)],
-                  run_eagerly=True)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=segmentation_loss(),
+        metrics=[mean_iou_metric(3)],
+        run_eagerly=True,
+    )
     history = model.fit(x, y, epochs=3, verbose=0).history
     assert np.isfinite(history["loss"]).all() and history["loss"][-1] < history["loss"][0]
     assert 0.0 <= history["mean_iou"][-1] <= 1.0

@@ -4,13 +4,17 @@ import keras
 import pytest
 
 from kerascv_tl.config import load_config
-from kerascv_tl.training.optimizers import (GlobalClipAdam, GlobalClipAdamW, GlobalClipSGD, make_optimizer,
-                                            warmup_cosine)
+from kerascv_tl.training.optimizers import GlobalClipAdam, GlobalClipAdamW, GlobalClipSGD, make_optimizer, warmup_cosine
 
 
-@pytest.mark.parametrize("name, plain, clipped", [("adam", keras.optimizers.Adam, GlobalClipAdam),
-                                                  ("adamw", keras.optimizers.AdamW, GlobalClipAdamW),
-                                                  ("sgd", keras.optimizers.SGD, GlobalClipSGD)])
+@pytest.mark.parametrize(
+    "name, plain, clipped",
+    [
+        ("adam", keras.optimizers.Adam, GlobalClipAdam),
+        ("adamw", keras.optimizers.AdamW, GlobalClipAdamW),
+        ("sgd", keras.optimizers.SGD, GlobalClipSGD),
+    ],
+)
 def test_optimizer_weight_decay_and_clipping(name, plain, clipped):
     train = load_config(None, [f"train.optimizer={name}", "train.weight_decay=0.01"]).train
     optimizer = make_optimizer(train, 1e-3)

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from support import tiny_overrides
 
 from kerascv_tl.config import load_config
 from kerascv_tl.recipes import train
 from kerascv_tl.tasks.classification import ClassificationTask
 from kerascv_tl.training.fit import load_weights
-from support import tiny_overrides
 
 
 @pytest.mark.slow(seconds=40)
@@ -17,14 +17,23 @@ def test_head_phase_then_fine_tune_from_the_best_head_checkpoint(shapes_classifi
 
     def spy(self, model, setup, learning_rate):
         backbone = setup.model.get_layer("backbone")
-        calls.append({"learning_rate": learning_rate, "model": model.name,
-                      "trainable_backbone_weights": len(backbone.trainable_weights),
-                      "weights": [w.numpy().copy() for w in setup.model.weights]})
+        calls.append(
+            {
+                "learning_rate": learning_rate,
+                "model": model.name,
+                "trainable_backbone_weights": len(backbone.trainable_weights),
+                "weights": [w.numpy().copy() for w in setup.model.weights],
+            }
+        )
         return compile_hook(self, model, setup, learning_rate)
 
     monkeypatch.setattr(ClassificationTask, "compile", spy)
-    config = load_config(None, tiny_overrides(shapes_classification, **{"train.head_epochs": 2, "train.epochs": 1,
-                                                                         "train.monitor": "val_loss"}))
+    config = load_config(
+        None,
+        tiny_overrides(
+            shapes_classification, **{"train.head_epochs": 2, "train.epochs": 1, "train.monitor": "val_loss"}
+        ),
+    )
     run, _ = train(config, output=tmp_path / "run", verbose=0)
 
     head, fine_tune = calls
@@ -43,8 +52,7 @@ def test_head_phase_then_fine_tune_from_the_best_head_checkpoint(shapes_classifi
 
 
 @pytest.mark.slow(seconds=25)
-def test_feature_extraction_runs_the_head_phase_only_on_cached_embeddings(shapes_classification, tmp_path,
-                                                                           monkeypatch):
+def test_feature_extraction_runs_the_head_phase_only_on_cached_embeddings(shapes_classification, tmp_path, monkeypatch):
     fitted = []
     compile_hook = ClassificationTask.compile
 
@@ -53,9 +61,14 @@ def test_feature_extraction_runs_the_head_phase_only_on_cached_embeddings(shapes
         return compile_hook(self, model, setup, learning_rate)
 
     monkeypatch.setattr(ClassificationTask, "compile", spy)
-    config = load_config(None, tiny_overrides(shapes_classification, recipe="feature_extraction",
-                                              **{"train.cache_features": "true",
-                                                 "train.feature_cache_dir": str(tmp_path / "cache")}))
+    config = load_config(
+        None,
+        tiny_overrides(
+            shapes_classification,
+            recipe="feature_extraction",
+            **{"train.cache_features": "true", "train.feature_cache_dir": str(tmp_path / "cache")},
+        ),
+    )
     run, metrics = train(config, output=tmp_path / "run", verbose=0)
     assert fitted == ["head"]  # the head model on embeddings, once
     assert not run.history("fine_tune").exists()

@@ -11,9 +11,8 @@ With a `ProblemLog`, every reader reports bad files, rows, boxes and pairs there
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
+from typing import TYPE_CHECKING
 
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.files import split_records, stratified_split
@@ -63,9 +62,15 @@ log = logging.getLogger(__name__)
 # Classification
 
 
-def classification_source_from_spec(spec: str, fmt: str = "auto", class_names=None, tfds_data_dir=None,
-                                    tfds_split="train", problems: ProblemLog | None = None,
-                                    root: str | None = None) -> ImageSource:
+def classification_source_from_spec(
+    spec: str,
+    fmt: str = "auto",
+    class_names=None,
+    tfds_data_dir=None,
+    tfds_split="train",
+    problems: ProblemLog | None = None,
+    root: str | None = None,
+) -> ImageSource:
     """`tfds:NAME` (or `fmt` tfds), a CSV file (or `fmt` csv) or a class-per-folder tree -> source."""
     if fmt == "tfds" or spec.startswith("tfds:"):
         return tfds_source(spec.removeprefix("tfds:"), tfds_split, tfds_data_dir)
@@ -76,18 +81,24 @@ def classification_source_from_spec(spec: str, fmt: str = "auto", class_names=No
     raise DataError(f"data.format {fmt!r} is not a classification format (folder, csv, tfds)")
 
 
-def read_classification_sources(data_config: DataConfig, seed: int,
-                                problems: ProblemLog | None = None) -> tuple[ImageSource, ImageSource]:
+def read_classification_sources(
+    data_config: DataConfig, seed: int, problems: ProblemLog | None = None
+) -> tuple[ImageSource, ImageSource]:
     """(train, val) from a `DataConfig`: val given, or a seeded stratified split of train. With `problems`,
     bad rows and empty class folders are reported there and left out (see `kerascv_tl.data.check`)."""
     if not data_config.train:
         raise DataError("data.train is empty: give a class-per-folder tree, a CSV file or tfds:NAME")
-    kwargs = {"fmt": data_config.format, "tfds_data_dir": data_config.tfds_data_dir, "problems": problems,
-              "root": getattr(data_config, "root", None)}
+    kwargs = {
+        "fmt": data_config.format,
+        "tfds_data_dir": data_config.tfds_data_dir,
+        "problems": problems,
+        "root": getattr(data_config, "root", None),
+    }
     train = classification_source_from_spec(data_config.train, tfds_split=data_config.tfds_train_split, **kwargs)
     if data_config.val:
-        val = classification_source_from_spec(data_config.val, class_names=train.class_names,
-                                              tfds_split=data_config.tfds_val_split, **kwargs)
+        val = classification_source_from_spec(
+            data_config.val, class_names=train.class_names, tfds_split=data_config.tfds_val_split, **kwargs
+        )
         return train, val
     if train.tfds_name is not None:
         val = tfds_source(train.tfds_name, data_config.tfds_val_split, data_config.tfds_data_dir)
@@ -99,8 +110,13 @@ def read_classification_sources(data_config: DataConfig, seed: int,
 # Detection
 
 
-def detection_source_from_spec(spec: str, data_config: DataConfig, class_names=None, image_root: str | None = None,
-                               problems: ProblemLog | None = None) -> DetectionSource:
+def detection_source_from_spec(
+    spec: str,
+    data_config: DataConfig,
+    class_names=None,
+    image_root: str | None = None,
+    problems: ProblemLog | None = None,
+) -> DetectionSource:
     """The reader `data.format` names (a `.json` file means COCO under `auto`), for `spec`."""
     fmt = data_config.format
     if fmt == "coco" or (fmt == "auto" and spec.lower().endswith(".json")):
@@ -120,20 +136,26 @@ def detection_source_from_spec(spec: str, data_config: DataConfig, class_names=N
     return source
 
 
-def read_detection_sources(data_config: DataConfig, seed: int,
-                           problems: ProblemLog | None = None) -> tuple[DetectionSource, DetectionSource]:
+def read_detection_sources(
+    data_config: DataConfig, seed: int, problems: ProblemLog | None = None
+) -> tuple[DetectionSource, DetectionSource]:
     """(train, val) from a DataConfig: `val` given, or a seeded split holding out round(len * val_fraction)."""
     train = detection_source_from_spec(data_config.train, data_config, problems=problems)
     if data_config.val:
-        val = detection_source_from_spec(data_config.val, data_config, train.class_names, data_config.val_image_root,
-                                         problems)
+        val = detection_source_from_spec(
+            data_config.val, data_config, train.class_names, data_config.val_image_root, problems
+        )
     else:
         val_count = int(round(len(train.records) * data_config.val_fraction))
         train, val = split_records(train, val_count, seed)
     for name, source in (("train", train), ("val", val)):
         if source.dropped_boxes and problems is None:
-            log.warning("%s: dropped %d degenerate box(es) (zero area or outside the image) in %s",
-                        name, source.dropped_boxes, source.description)
+            log.warning(
+                "%s: dropped %d degenerate box(es) (zero area or outside the image) in %s",
+                name,
+                source.dropped_boxes,
+                source.description,
+            )
     return train, val
 
 
@@ -141,28 +163,37 @@ def read_detection_sources(data_config: DataConfig, seed: int,
 # Segmentation
 
 
-def segmentation_source_from_spec(spec: str, data_config: DataConfig, problems: ProblemLog | None = None,
-                                  tfds_split: str | None = None) -> SegmentationSource:
+def segmentation_source_from_spec(
+    spec: str, data_config: DataConfig, problems: ProblemLog | None = None, tfds_split: str | None = None
+) -> SegmentationSource:
     """`tfds:NAME[:SPLIT]` (or `data.format` tfds), a Penn-Fudan folder (`pennfudan`) or a folder with images/
     and masks/ (`auto`, `folder`, `masks`) -> source. A TFDS spec without a split reads `tfds_split`, or else
     `data.tfds_train_split`."""
     fmt = getattr(data_config, "format", "auto")
     if spec.startswith("tfds:") or fmt == "tfds":
         name, _, split = spec.removeprefix("tfds:").partition(":")
-        return tfds_segmentation_source(name, split or tfds_split or data_config.tfds_train_split,
-                                        data_config.tfds_data_dir, getattr(data_config, "classes", None),
-                                        int(getattr(data_config, "ignore_index", 255)))
+        return tfds_segmentation_source(
+            name,
+            split or tfds_split or data_config.tfds_train_split,
+            data_config.tfds_data_dir,
+            getattr(data_config, "classes", None),
+            int(getattr(data_config, "ignore_index", 255)),
+        )
     if fmt == "pennfudan":
         return pennfudan_segmentation_source(spec, problems)
     if fmt in ("auto", "folder", "masks"):
-        return mask_folder_source(spec, getattr(data_config, "classes", None),
-                                  int(getattr(data_config, "ignore_index", 255)), problems)
-    raise DataError(f"{spec}: set data.format to masks (images/ + masks/ folders) or pennfudan for segmentation "
-                    f"(got {fmt!r})", path=spec)
+        return mask_folder_source(
+            spec, getattr(data_config, "classes", None), int(getattr(data_config, "ignore_index", 255)), problems
+        )
+    raise DataError(
+        f"{spec}: set data.format to masks (images/ + masks/ folders) or pennfudan for segmentation (got {fmt!r})",
+        path=spec,
+    )
 
 
-def read_segmentation_sources(data_config: DataConfig, seed: int, problems: ProblemLog | None = None
-                              ) -> tuple[SegmentationSource, SegmentationSource]:
+def read_segmentation_sources(
+    data_config: DataConfig, seed: int, problems: ProblemLog | None = None
+) -> tuple[SegmentationSource, SegmentationSource]:
     """(train, val) from a DataConfig: `val` given (same class names required), a TFDS split's
     `data.tfds_val_split`, or a seeded split of `train` holding out round(len * val_fraction) pairs (the rule
     of the detection split, so both tasks hold out the same images of the same list). With `problems`, bad
@@ -176,8 +207,11 @@ def read_segmentation_sources(data_config: DataConfig, seed: int, problems: Prob
     if data_config.val:
         val = segmentation_source_from_spec(data_config.val, data_config, problems=problems)
         if list(val.class_names) != list(train.class_names):
-            raise DataError(f"{data_config.val}: classes {val.class_names} differ from the training classes "
-                            f"{train.class_names} ({data_config.train})", path=data_config.val)
+            raise DataError(
+                f"{data_config.val}: classes {val.class_names} differ from the training classes "
+                f"{train.class_names} ({data_config.train})",
+                path=data_config.val,
+            )
         return train, val
     val_count = int(round(len(train) * data_config.val_fraction))
     return split_records(train, val_count, seed)

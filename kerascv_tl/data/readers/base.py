@@ -12,7 +12,8 @@ with no area) and the end (`detection_source`: the summary warning).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,8 +32,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def collect(items: Iterable[T], read_one: Callable[[T], R], problems: ProblemLog | None,
-            action: str | Callable[[T], str] = "file skipped") -> Iterator[R]:
+def collect(
+    items: Iterable[T],
+    read_one: Callable[[T], R],
+    problems: ProblemLog | None,
+    action: str | Callable[[T], str] = "file skipped",
+) -> Iterator[R]:
     """`read_one(item)` for each item whose read raises no DataError; a failing item is reported in `problems`
     with `action` (a text, or a function of the item giving it) and left out, or raised without `problems`."""
     for item in items:
@@ -44,8 +49,15 @@ def collect(items: Iterable[T], read_one: Callable[[T], R], problems: ProblemLog
         yield result
 
 
-def clean_boxes(path: str, boxes: np.ndarray, labels: np.ndarray, width: int, height: int, context: str = "",
-                problems: ProblemLog | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def clean_boxes(
+    path: str,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    width: int,
+    height: int,
+    context: str = "",
+    problems: ProblemLog | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Clips to the image and drops zero/negative-area boxes. Returns boxes, labels, dropped.
 
     Dropped boxes are logged, or with `problems` reported one by one, as are boxes reaching more than
@@ -59,30 +71,48 @@ def clean_boxes(path: str, boxes: np.ndarray, labels: np.ndarray, width: int, he
     dropped = int((~keep).sum())
     if problems is not None:
         limits = np.array([0, 0, width, height], np.float32)
-        overhang = np.maximum(np.maximum(-boxes[:, :2], 0).max(axis=1), np.maximum(boxes[:, 2:] - limits[2:], 0).max(axis=1))
+        overhang = np.maximum(
+            np.maximum(-boxes[:, :2], 0).max(axis=1), np.maximum(boxes[:, 2:] - limits[2:], 0).max(axis=1)
+        )
         for box, kept, over in zip(boxes.tolist(), keep, overhang):
             box = [round(v, 1) for v in box]
             if not kept:
-                problems.add(path, f"box {box} (xyxy) has no area inside the {width}x{height} image (zero or "
-                                   f"negative size, or outside it){context}", "box dropped")
+                problems.add(
+                    path,
+                    f"box {box} (xyxy) has no area inside the {width}x{height} image (zero or "
+                    f"negative size, or outside it){context}",
+                    "box dropped",
+                )
             elif over > BOX_SLACK:
-                problems.add(path, f"box {box} (xyxy) reaches {over:.0f} px outside the {width}x{height} image"
-                                   f"{context}", "box clipped to the image")
+                problems.add(
+                    path,
+                    f"box {box} (xyxy) reaches {over:.0f} px outside the {width}x{height} image{context}",
+                    "box clipped to the image",
+                )
     elif dropped:
-        log.warning("%s: dropped %d box(es) with no area inside the %dx%d image%s: %s", path, dropped, width,
-                    height, context, boxes[~keep].tolist())
+        log.warning(
+            "%s: dropped %d box(es) with no area inside the %dx%d image%s: %s",
+            path,
+            dropped,
+            width,
+            height,
+            context,
+            boxes[~keep].tolist(),
+        )
     return clipped[keep], labels[keep], dropped
 
 
-def cleaned_record(path, boxes, labels, width: int, height: int, context: str,
-                   problems: ProblemLog | None) -> tuple[DetectionRecord, int]:
+def cleaned_record(
+    path, boxes, labels, width: int, height: int, context: str, problems: ProblemLog | None
+) -> tuple[DetectionRecord, int]:
     """(the record with `clean_boxes`' boxes, how many boxes were dropped)."""
     boxes, labels, dropped = clean_boxes(str(path), boxes, labels, width, height, context, problems)
     return DetectionRecord(str(path), boxes, labels, width, height), dropped
 
 
-def detection_source(read: Iterable[tuple[DetectionRecord, int]], class_names, description: str,
-                     problems: ProblemLog | None = None) -> DetectionSource:
+def detection_source(
+    read: Iterable[tuple[DetectionRecord, int]], class_names, description: str, problems: ProblemLog | None = None
+) -> DetectionSource:
     """The source of the (record, dropped boxes) pairs a reader `collect`ed; one warning sums the drops."""
     records, dropped = [], 0
     for record, count in read:

@@ -35,8 +35,11 @@ def read_class_names(spec: str) -> tuple[list[str], dict[int, int] | None]:
                 raw = raw[key]
                 break
         else:
-            raise DataError(f"{where}: expected a list of class names, an {{id: name}} mapping, or a 'classes:' "
-                            f"(or 'names:') entry holding one; got keys {list(raw)[:8]}", path=where)
+            raise DataError(
+                f"{where}: expected a list of class names, an {{id: name}} mapping, or a 'classes:' "
+                f"(or 'names:') entry holding one; got keys {list(raw)[:8]}",
+                path=where,
+            )
     return _names_and_ids(raw, where)
 
 
@@ -77,12 +80,12 @@ def _names_and_ids(raw, where: str) -> tuple[list[str], dict[int, int] | None]:
         pairs = list(enumerate(raw))
     elif isinstance(raw, dict):
         if not _is_id_mapping(raw):
-            raise DataError(f"{where}: class mapping keys must be integer mask values, got {list(raw)[:8]}",
-                            path=where)
+            raise DataError(f"{where}: class mapping keys must be integer mask values, got {list(raw)[:8]}", path=where)
         pairs = sorted((_as_id(k), v) for k, v in raw.items())
     else:
-        raise DataError(f"{where}: class names must be a list or an {{id: name}} mapping, got {type(raw).__name__}",
-                        path=where)
+        raise DataError(
+            f"{where}: class names must be a list or an {{id: name}} mapping, got {type(raw).__name__}", path=where
+        )
     if not pairs:
         raise DataError(f"{where}: no class names", path=where)
     ids = [i for i, _ in pairs]

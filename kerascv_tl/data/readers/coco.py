@@ -20,8 +20,9 @@ from kerascv_tl.data.records import DetectionRecord, DetectionSource
 __all__ = ["coco_source"]
 
 
-def coco_source(annotations_json: str | os.PathLike, image_root: str | os.PathLike | None = None,
-                problems: ProblemLog | None = None) -> DetectionSource:
+def coco_source(
+    annotations_json: str | os.PathLike, image_root: str | os.PathLike | None = None, problems: ProblemLog | None = None
+) -> DetectionSource:
     """A COCO "instances" JSON -> source.
 
     `bbox` [x, y, w, h] becomes xyxy. Category ids are remapped to contiguous labels 0..C-1 in ascending
@@ -83,6 +84,7 @@ def _load_instances(json_path: Path) -> dict:
 
 def _categories(categories: list, json_path: Path) -> tuple[dict[int, int], list[str]]:
     """(category id -> label in ascending id order, class names in that order)."""
+
     def bad(message: str) -> DataError:
         return DataError(f"{json_path}: {message}", path=json_path)
 
@@ -102,8 +104,12 @@ def _image_entries(entries: list, root: Path, json_path: Path, problems: Problem
     """Image id -> its entry plus "path", in file order; bad, repeated or escaping entries reported or raised."""
     images: dict[int, dict] = {}
     first_with_name: dict[str, int] = {}
-    read = collect(entries, lambda entry: (_image_entry(entry, root, json_path, images, first_with_name), entry),
-                   problems, "image skipped")
+    read = collect(
+        entries,
+        lambda entry: (_image_entry(entry, root, json_path, images, first_with_name), entry),
+        problems,
+        "image skipped",
+    )
     for (image_id, path), entry in read:
         images[image_id] = {**entry, "path": path}
     return images
@@ -115,20 +121,25 @@ def _image_entry(entry, root: Path, json_path: Path, images: dict, first_with_na
         image_id = int(entry["id"])
         file_name = str(entry["file_name"])
     except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{json_path}: an image entry lacks an integer 'id' or a 'file_name' ({e!r})",
-                        path=json_path) from None
+        raise DataError(
+            f"{json_path}: an image entry lacks an integer 'id' or a 'file_name' ({e!r})", path=json_path
+        ) from None
     if image_id in images:
         raise DataError(f"{json_path}: duplicate image id {image_id}", path=json_path)
     path = resolve_within(file_name, root, f"file_name of image {image_id} in {json_path}")
     if str(path) in first_with_name:
-        raise DataError(f"{path}: listed again as image {image_id} in {json_path} (first as image "
-                        f"{first_with_name[str(path)]}); only the first is used", path=path)
+        raise DataError(
+            f"{path}: listed again as image {image_id} in {json_path} (first as image "
+            f"{first_with_name[str(path)]}); only the first is used",
+            path=path,
+        )
     first_with_name[str(path)] = image_id
     return image_id, root / file_name
 
 
-def _annotations(annotations: list, json_path: Path, images: dict, label_of: dict,
-                 problems: ProblemLog | None) -> tuple[dict[int, tuple[list, list]], set[int]]:
+def _annotations(
+    annotations: list, json_path: Path, images: dict, label_of: dict, problems: ProblemLog | None
+) -> tuple[dict[int, tuple[list, list]], set[int]]:
     """(image id -> ([x, y, w, h] boxes, labels), ids of the images a bad annotation refers to).
 
     A bad annotation of a known image leaves its image out ("image skipped"); one of an unknown image only
@@ -164,6 +175,7 @@ def _image_id(ann) -> int | None:
 
 def _annotation(ann, json_path: Path, per_image: dict, label_of: dict, ids: list) -> tuple | None:
     """(image id, [x, y, w, h], label) of one annotation, None for a crowd one; DataError naming it."""
+
     def bad(message: str) -> DataError:
         return DataError(f"{json_path}: {message}", path=json_path)
 

@@ -22,8 +22,9 @@ from kerascv_tl.data.records import ImageSource
 __all__ = ["csv_source", "folder_source"]
 
 
-def folder_source(root: str | os.PathLike, class_names: list[str] | None = None,
-                  problems: ProblemLog | None = None) -> ImageSource:
+def folder_source(
+    root: str | os.PathLike, class_names: list[str] | None = None, problems: ProblemLog | None = None
+) -> ImageSource:
     """`root/<class>/*.jpg` -> source; classes are the sorted sub-folders (or `class_names`).
 
     A training class folder without images is an error, or with `problems` a reported problem: the class
@@ -45,9 +46,11 @@ def folder_source(root: str | os.PathLike, class_names: list[str] | None = None,
         folder = root / name
         files = image_files(folder) if folder.is_dir() else []
         if not files and class_names is None:
-            skip_or_raise(problems, DataError(
-                f"{folder}: class folder has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})", path=folder),
-                "class kept without images")
+            skip_or_raise(
+                problems,
+                DataError(f"{folder}: class folder has no images ({', '.join(sorted(IMAGE_EXTENSIONS))})", path=folder),
+                "class kept without images",
+            )
         paths += [str(p) for p in files]
         labels += [index] * len(files)
     if not paths:
@@ -55,8 +58,12 @@ def folder_source(root: str | os.PathLike, class_names: list[str] | None = None,
     return ImageSource(names, np.asarray(labels, np.int32), paths, description=str(root))
 
 
-def csv_source(path: str | os.PathLike, class_names: list[str] | None = None, problems: ProblemLog | None = None,
-               root: str | os.PathLike | None = None) -> ImageSource:
+def csv_source(
+    path: str | os.PathLike,
+    class_names: list[str] | None = None,
+    problems: ProblemLog | None = None,
+    root: str | os.PathLike | None = None,
+) -> ImageSource:
     """CSV with `path,label` rows (a header row is optional); relative paths resolve against the CSV's folder.
 
     Rows that are short, list an image again, name a label outside `class_names`, or (with a dataset `root`)
@@ -65,8 +72,11 @@ def csv_source(path: str | os.PathLike, class_names: list[str] | None = None, pr
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            rows = [(line, row) for line, row in enumerate(csv.reader(f), start=1)
-                    if row and any(cell.strip() for cell in row)]
+            rows = [
+                (line, row)
+                for line, row in enumerate(csv.reader(f), start=1)
+                if row and any(cell.strip() for cell in row)
+            ]
     except OSError as e:
         raise DataError(f"{path}: cannot read CSV: {e.strerror or e}", path=path) from None
     except UnicodeDecodeError as e:
@@ -74,22 +84,29 @@ def csv_source(path: str | os.PathLike, class_names: list[str] | None = None, pr
     if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
     first_row: dict[str, int] = {}
-    entries = list(collect(rows, lambda numbered: _csv_entry(path, *numbered, root, first_row), problems, "row skipped"))
+    entries = list(
+        collect(rows, lambda numbered: _csv_entry(path, *numbered, root, first_row), problems, "row skipped")
+    )
     if not entries:
         raise DataError(f"{path}: CSV has no usable rows", path=path)
     names = list(class_names) if class_names is not None else sorted({label for _, label, _ in entries})
     index = {name: i for i, name in enumerate(names)}
     unknown = [(line, label) for _, label, line in entries if label not in index]
     if unknown and problems is None:
-        raise DataError(f"{path}: labels {sorted({label for _, label in unknown})} are not among the classes {names}",
-                        path=path)
+        raise DataError(
+            f"{path}: labels {sorted({label for _, label in unknown})} are not among the classes {names}", path=path
+        )
     for line, label in unknown:
         problems.add(path, f"row {line}: label {label!r} is not among the classes {names}", "row skipped")
     entries = [entry for entry in entries if entry[1] in index]
     if len(names) < 2:
         raise DataError(f"{path}: found {len(names)} class(es); classification needs at least 2", path=path)
-    return ImageSource(names, np.asarray([index[l] for _, l, _ in entries], np.int32), [p for p, _, _ in entries],
-                       description=str(path))
+    return ImageSource(
+        names,
+        np.asarray([index[l] for _, l, _ in entries], np.int32),
+        [p for p, _, _ in entries],
+        description=str(path),
+    )
 
 
 def _csv_entry(path: Path, line: int, row: list[str], root, first_row: dict) -> tuple[str, str, int]:
@@ -102,7 +119,9 @@ def _csv_entry(path: Path, line: int, row: list[str], root, first_row: dict) -> 
         resolve_within(resolved, root, f"row {line} of {path}")
     key = os.path.normpath(os.path.abspath(resolved))
     if key in first_row:
-        raise DataError(f"{path}: row {line} lists {row[0].strip()} again (first at row {first_row[key]}); only the "
-                        f"first is used", path=path)
+        raise DataError(
+            f"{path}: row {line} lists {row[0].strip()} again (first at row {first_row[key]}); only the first is used",
+            path=path,
+        )
     first_row[key] = line
     return str(resolved), row[1].strip(), line

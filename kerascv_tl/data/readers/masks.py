@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -34,8 +34,9 @@ _SKIPPED_SHOWN = 5
 _CLASS_FILES = ("classes.yaml", "classes.json")
 
 
-def class_table(names: list[str], id_map: dict[int, int] | None, ignore_value: int,
-                 where: str) -> tuple[list[str], np.ndarray | None]:
+def class_table(
+    names: list[str], id_map: dict[int, int] | None, ignore_value: int, where: str
+) -> tuple[list[str], np.ndarray | None]:
     """(class names, lookup) of `read_class_names`' result: drops the class whose raw id is `ignore_value` and
     builds the lookup raw value -> class index (None when it is the identity)."""
     raw_ids = list(range(len(names))) if id_map is None else sorted(id_map)
@@ -43,8 +44,11 @@ def class_table(names: list[str], id_map: dict[int, int] | None, ignore_value: i
     if not kept:
         raise DataError(f"{where}: no classes left once the ignore value {ignore_value} is left out", path=where)
     if len(kept) > _MAX_CLASSES:
-        raise DataError(f"{where}: {len(kept)} classes; at most {_MAX_CLASSES} fit a uint8 mask next to the ignore "
-                        f"index {IGNORE_INDEX}", path=where)
+        raise DataError(
+            f"{where}: {len(kept)} classes; at most {_MAX_CLASSES} fit a uint8 mask next to the ignore "
+            f"index {IGNORE_INDEX}",
+            path=where,
+        )
     class_names = [name for _, name in kept]
     kept_ids = [raw_id for raw_id, _ in kept]
     if kept_ids == list(range(len(kept))) and ignore_value >= len(kept):
@@ -56,8 +60,11 @@ def class_table(names: list[str], id_map: dict[int, int] | None, ignore_value: i
 
 def _check_mask_mode(path, mode: str) -> None:
     if mode not in _MASK_MODES:
-        raise DataError(f"{path}: mask has PIL mode {mode!r}; masks must be single-channel class indices (8- or 16-bit "
-                        f"greyscale) or palette PNGs, not colour images", path=path)
+        raise DataError(
+            f"{path}: mask has PIL mode {mode!r}; masks must be single-channel class indices (8- or 16-bit "
+            f"greyscale) or palette PNGs, not colour images",
+            path=path,
+        )
 
 
 @contextlib.contextmanager
@@ -83,8 +90,9 @@ def mask_size(path: Path) -> tuple[int, int]:
         return int(image.size[0]), int(image.size[1])
 
 
-def read_mask(record_or_path: MaskRecord | str | os.PathLike, lookup: np.ndarray | None,
-              num_classes: int) -> np.ndarray:
+def read_mask(
+    record_or_path: MaskRecord | str | os.PathLike, lookup: np.ndarray | None, num_classes: int
+) -> np.ndarray:
     """uint8 [H, W] class-index mask.
 
     Palette ('P') PNGs give their palette indices; 'L', '1' and 16-bit ('I;16', 'I') masks give their
@@ -99,8 +107,11 @@ def read_mask(record_or_path: MaskRecord | str | os.PathLike, lookup: np.ndarray
     if values.ndim != 2:
         raise DataError(f"{path}: mask has shape {values.shape}; expected a single-channel [H, W] image", path=path)
     if record is not None and values.shape != (record.height, record.width):
-        raise DataError(f"{path}: mask is {values.shape[1]}x{values.shape[0]} (WxH) but its image {record.image} is "
-                        f"{record.width}x{record.height}", path=path)
+        raise DataError(
+            f"{path}: mask is {values.shape[1]}x{values.shape[0]} (WxH) but its image {record.image} is "
+            f"{record.width}x{record.height}",
+            path=path,
+        )
     return map_mask_values(values, lookup, num_classes)
 
 
@@ -130,8 +141,9 @@ def _files_by_key(folder: Path, extensions: Sequence[str]) -> tuple[dict[str, Pa
             files[key] = paths[0]
         else:
             names = ", ".join(str(p) for p in paths)
-            clashes.extend((str(p), f"{len(paths)} files share the name {key!r} ({names}); rename all but one")
-                           for p in paths)
+            clashes.extend(
+                (str(p), f"{len(paths)} files share the name {key!r} ({names}); rename all but one") for p in paths
+            )
     return files, clashes
 
 
@@ -143,8 +155,9 @@ def _warn_skipped(description: str, skipped: list[tuple[str, str]]) -> None:
     log.warning("%s: skipped %d file(s): %s%s", description, len(skipped), shown, more)
 
 
-def mask_folder_source(root: str | os.PathLike, classes: str | None = None, ignore_value: int = 255,
-                       problems: ProblemLog | None = None) -> SegmentationSource:
+def mask_folder_source(
+    root: str | os.PathLike, classes: str | None = None, ignore_value: int = 255, problems: ProblemLog | None = None
+) -> SegmentationSource:
     """`root/images/**` and `root/masks/**`, paired by relative path without suffix.
 
     images/train2017/x.jpg pairs with masks/train2017/x.png; flat folders work the same. `classes` is a
@@ -154,6 +167,8 @@ def mask_folder_source(root: str | os.PathLike, classes: str | None = None, igno
     masks without an image and masks whose size differs from the upright image size are skipped (listed in
     `skipped`, summarised in a warning); colour masks raise DataError. DataError if no pairs remain. With
     `problems`, every skipped pair and every unreadable or colour mask is reported there instead.
+
+    Long: pairing, class names and the skip report of one folder read in one pass.
     """
     root = Path(root)
     ignore_value = int(ignore_value)
@@ -162,8 +177,11 @@ def mask_folder_source(root: str | os.PathLike, classes: str | None = None, igno
     images_dir, masks_dir = root / "images", root / "masks"
     for folder in (images_dir, masks_dir):
         if not folder.is_dir():
-            raise DataError(f"{folder}: folder not found (segmentation folders need images/ and masks/ with the same "
-                            f"relative file names)", path=folder)
+            raise DataError(
+                f"{folder}: folder not found (segmentation folders need images/ and masks/ with the same "
+                f"relative file names)",
+                path=folder,
+            )
     classes = _classes_spec(root) if classes is None else classes
     names, id_map = read_class_names(classes)
     class_names, lookup = class_table(names, id_map, ignore_value, str(classes))
@@ -184,8 +202,12 @@ def mask_folder_source(root: str | os.PathLike, classes: str | None = None, igno
         width, height = image_size(image)
         mask_width, mask_height = mask_size(mask)
         if (mask_width, mask_height) != (width, height):
-            skipped.append((str(mask), f"mask {mask} is {mask_width}x{mask_height} but image {image} is "
-                                       f"{width}x{height} (upright)"))
+            skipped.append(
+                (
+                    str(mask),
+                    f"mask {mask} is {mask_width}x{mask_height} but image {image} is {width}x{height} (upright)",
+                )
+            )
             return None
         return MaskRecord(str(image), str(mask), width, height)
 
@@ -198,8 +220,11 @@ def mask_folder_source(root: str | os.PathLike, classes: str | None = None, igno
         for file, reason in skipped:
             problems.add(file, reason, "pair skipped")
     if not records:
-        raise DataError(f"{root}: no image/mask pairs (images/ and masks/ pair files by relative path without suffix; "
-                        f"{len(skipped)} file(s) skipped)", path=root)
+        raise DataError(
+            f"{root}: no image/mask pairs (images/ and masks/ pair files by relative path without suffix; "
+            f"{len(skipped)} file(s) skipped)",
+            path=root,
+        )
     return SegmentationSource(records, class_names, description, lookup, skipped)
 
 
@@ -208,5 +233,8 @@ def _classes_spec(root: Path) -> str:
     for candidate in [root / name for name in _CLASS_FILES] + [root.parent / "classes.yaml"]:
         if candidate.is_file():
             return str(candidate)
-    raise DataError(f"{root}: no classes.yaml or classes.json here or in {root.parent}; set data.classes to a "
-                    f"class-names YAML/JSON file or a comma-separated list of names", path=root)
+    raise DataError(
+        f"{root}: no classes.yaml or classes.json here or in {root.parent}; set data.classes to a "
+        f"class-names YAML/JSON file or a comma-separated list of names",
+        path=root,
+    )

@@ -27,8 +27,9 @@ _BOX = re.compile(
 _COUNT = re.compile(r"Objects with ground truth\s*:\s*(\d+)")
 
 
-def pennfudan_source(root: str | os.PathLike, boxes_from: str = "annotations",
-                     problems: ProblemLog | None = None) -> DetectionSource:
+def pennfudan_source(
+    root: str | os.PathLike, boxes_from: str = "annotations", problems: ProblemLog | None = None
+) -> DetectionSource:
     """Penn-Fudan pedestrians: `root/PNGImages/*.png`, one class "person".
 
     `boxes_from="annotations"` reads `root/Annotation/<stem>.txt` (PASCAL v1.00 text; 1-based inclusive
@@ -57,8 +58,9 @@ def pennfudan_source(root: str | os.PathLike, boxes_from: str = "annotations",
         labels = np.zeros([len(boxes)], np.int32)
         return cleaned_record(image_path, boxes, labels, width, height, f" ({source_path})", problems)
 
-    return detection_source(collect(files, read, problems, "image skipped"), ["person"],
-                            f"{root} (boxes from {boxes_from})", problems)
+    return detection_source(
+        collect(files, read, problems, "image skipped"), ["person"], f"{root} (boxes from {boxes_from})", problems
+    )
 
 
 def _annotation_boxes(path: Path, image_path: Path) -> np.ndarray:
@@ -73,9 +75,11 @@ def _annotation_boxes(path: Path, image_path: Path) -> np.ndarray:
             continue
         match = _BOX.search(line)
         if match is None:
-            raise DataError(f"{path}: line {line_number} {line.strip()!r} is not "
-                            f"'Bounding box for object K \"...\" (Xmin, Ymin) - (Xmax, Ymax) : (x, y) - (x, y)'",
-                            path=path)
+            raise DataError(
+                f"{path}: line {line_number} {line.strip()!r} is not "
+                f"'Bounding box for object K \"...\" (Xmin, Ymin) - (Xmax, Ymax) : (x, y) - (x, y)'",
+                path=path,
+            )
         try:
             xmin, ymin, xmax, ymax = (float(v) for v in match.groups()[1:])
         except ValueError:
@@ -123,8 +127,9 @@ def pennfudan_segmentation_source(root: str | os.PathLike, problems: ProblemLog 
     files = image_files(images_dir)
     if not files:
         raise DataError(f"{images_dir}: no images", path=images_dir)
-    records = list(collect(files, lambda image: _pair(image, masks_dir / f"{image.stem}_mask.png"), problems,
-                           "pair skipped"))
+    records = list(
+        collect(files, lambda image: _pair(image, masks_dir / f"{image.stem}_mask.png"), problems, "pair skipped")
+    )
     lookup = np.ones(256, np.uint8)
     lookup[0] = 0
     return SegmentationSource(records, ["background", "person"], f"{root} (Penn-Fudan masks)", lookup)

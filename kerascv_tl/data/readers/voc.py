@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -19,8 +19,9 @@ from kerascv_tl.data.records import DetectionRecord, DetectionSource
 __all__ = ["voc_source"]
 
 
-def voc_source(root: str | os.PathLike, class_names: Sequence[str] | None = None,
-               problems: ProblemLog | None = None) -> DetectionSource:
+def voc_source(
+    root: str | os.PathLike, class_names: Sequence[str] | None = None, problems: ProblemLog | None = None
+) -> DetectionSource:
     """Pascal VOC: `root/Annotations/*.xml`, each for the image `root/JPEGImages/<same stem>.jpg`.
 
     The XML files define the dataset (images without one are not used). VOC coordinates are 1-based
@@ -40,8 +41,7 @@ def voc_source(root: str | os.PathLike, class_names: Sequence[str] | None = None
         raise DataError(f"{annotations_dir}: no .xml annotation files", path=annotations_dir)
 
     # (image path, width, height, [(name, box)], xml)
-    parsed = list(collect(xml_files, lambda xml_path: _voc_annotation(images_dir, xml_path), problems,
-                          "image skipped"))
+    parsed = list(collect(xml_files, lambda xml_path: _voc_annotation(images_dir, xml_path), problems, "image skipped"))
     found = sorted({name for *_, objects, _ in parsed for name, _ in objects})
     names = list(class_names) if class_names is not None else found
     index_of = {name: i for i, name in enumerate(names)}
@@ -89,8 +89,9 @@ def _voc_object(index: int, obj: ET.Element, xml_path: Path) -> tuple[str, list[
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise DataError(f"{xml_path}: object {index} ({name}) has <{tag}>{text}</{tag}>; expected a "
-                            f"number", path=xml_path)
+            raise DataError(
+                f"{xml_path}: object {index} ({name}) has <{tag}>{text}</{tag}>; expected a number", path=xml_path
+            )
         coords.append(value)
     xmin, ymin, xmax, ymax = coords
     return name, [xmin - 1.0, ymin - 1.0, xmax, ymax]
@@ -102,8 +103,9 @@ def _voc_image(images_dir: Path, xml_path: Path) -> Path:
         for candidate in (images_dir / f"{stem}{extension}", images_dir / f"{stem}{extension.upper()}"):
             if candidate.is_file():
                 return candidate
-    raise DataError(f"{images_dir / (xml_path.stem + '.jpg')}: image file not found (annotated by {xml_path})",
-                    path=xml_path)
+    raise DataError(
+        f"{images_dir / (xml_path.stem + '.jpg')}: image file not found (annotated by {xml_path})", path=xml_path
+    )
 
 
 def _xml_int(tree: ET.Element, tag: str, xml_path: Path) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -21,8 +21,9 @@ __all__ = ["yolo_names", "yolo_source"]
 log = logging.getLogger(__name__)
 
 
-def yolo_source(images_dir: str | os.PathLike, names: Sequence[str] | str | os.PathLike,
-                problems: ProblemLog | None = None) -> DetectionSource:
+def yolo_source(
+    images_dir: str | os.PathLike, names: Sequence[str] | str | os.PathLike, problems: ProblemLog | None = None
+) -> DetectionSource:
     """Ultralytics YOLO layout: `.../images/<split>/x.jpg` with labels in `.../labels/<split>/x.txt`.
 
     The label file of an image is its path with the last path component `images` replaced by `labels` and
@@ -47,8 +48,13 @@ def yolo_source(images_dir: str | os.PathLike, names: Sequence[str] | str | os.P
         stems = {p.stem for p in files}
         orphans = sorted(p.name for p in labels_dir.glob("*.txt") if p.stem not in stems)
         if orphans:
-            log.warning("%s: %d label file(s) have no image in %s and are not used: %s", labels_dir, len(orphans),
-                        images_dir, ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else ""))
+            log.warning(
+                "%s: %d label file(s) have no image in %s and are not used: %s",
+                labels_dir,
+                len(orphans),
+                images_dir,
+                ", ".join(orphans[:5]) + (" ..." if len(orphans) > 5 else ""),
+            )
 
     def read(image_path: Path) -> tuple[DetectionRecord, int]:
         label_path = labels_dir / f"{image_path.stem}.txt"
@@ -65,10 +71,13 @@ def _labels_dir(images_dir: Path) -> Path:
     if "images" not in parts:  # e.g. "." inside an images folder
         parts = images_dir.resolve().parts
     if "images" not in parts:
-        raise DataError(f"{images_dir}: no path component named 'images', so the sibling 'labels' folder cannot be "
-                        f"found (Ultralytics layout: .../images/<split>/ and .../labels/<split>/)", path=images_dir)
+        raise DataError(
+            f"{images_dir}: no path component named 'images', so the sibling 'labels' folder cannot be "
+            f"found (Ultralytics layout: .../images/<split>/ and .../labels/<split>/)",
+            path=images_dir,
+        )
     position = len(parts) - 1 - parts[::-1].index("images")
-    return Path(*parts[:position], "labels", *parts[position + 1:])
+    return Path(*parts[:position], "labels", *parts[position + 1 :])
 
 
 def yolo_names(names) -> list[str]:
@@ -84,8 +93,9 @@ def yolo_names(names) -> list[str]:
         except (OSError, yaml.YAMLError) as e:
             raise DataError(f"{path}: cannot read YAML ({e})", path=path) from None
         if not isinstance(data, dict) or "names" not in data:
-            raise DataError(f"{path}: no 'names:' entry (a list of class names or an {{index: name}} mapping)",
-                            path=path)
+            raise DataError(
+                f"{path}: no 'names:' entry (a list of class names or an {{index: name}} mapping)", path=path
+            )
         raw, where = data["names"], str(path)
     else:
         raw, where = names, "names"
@@ -93,17 +103,20 @@ def yolo_names(names) -> list[str]:
         try:
             mapping = {int(k): str(v) for k, v in raw.items()}
         except (TypeError, ValueError):
-            raise DataError(f"{where}: 'names' keys must be integer class indices, got {list(raw)[:5]}...",
-                            path=where) from None
+            raise DataError(
+                f"{where}: 'names' keys must be integer class indices, got {list(raw)[:5]}...", path=where
+            ) from None
         if sorted(mapping) != list(range(len(mapping))):
-            raise DataError(f"{where}: 'names' indices must be 0..{len(mapping) - 1}, got {sorted(mapping)}",
-                            path=where)
+            raise DataError(
+                f"{where}: 'names' indices must be 0..{len(mapping) - 1}, got {sorted(mapping)}", path=where
+            )
         result = [mapping[i] for i in range(len(mapping))]
     elif isinstance(raw, (list, tuple)):
         result = [str(v) for v in raw]
     else:
-        raise DataError(f"{where}: 'names' must be a list or an {{index: name}} mapping, got {type(raw).__name__}",
-                        path=where)
+        raise DataError(
+            f"{where}: 'names' must be a list or an {{index: name}} mapping, got {type(raw).__name__}", path=where
+        )
     if not result:
         raise DataError(f"{where}: no class names", path=where)
     return result
@@ -129,13 +142,15 @@ def _read_labels(label_path: Path, num_classes: int, width: int, height: int) ->
     return np.asarray(boxes, np.float32), np.asarray(labels, np.int32)
 
 
-def _label_line(label_path: Path, line_number: int, line: str, fields: list[str],
-                num_classes: int) -> tuple[int, list]:
+def _label_line(label_path: Path, line_number: int, line: str, fields: list[str], num_classes: int) -> tuple[int, list]:
     """(class, normalised xyxy box) of one label line; DataError naming the file and the line."""
     where = f"{label_path}: line {line_number} {line.strip()!r}"
     if len(fields) < 5 or (len(fields) > 5 and len(fields) % 2 == 0):
-        raise DataError(f"{where}: has {len(fields)} fields; expected 'class cx cy w h' (5) or a polygon "
-                        f"'class x1 y1 x2 y2 x3 y3 ...'", path=label_path)
+        raise DataError(
+            f"{where}: has {len(fields)} fields; expected 'class cx cy w h' (5) or a polygon "
+            f"'class x1 y1 x2 y2 x3 y3 ...'",
+            path=label_path,
+        )
     try:
         values = [float(v) for v in fields]
     except ValueError:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from kerascv_tl.data.synthetic.render import (
     SHAPE_CLASSES,
+    STREAM_MULTI_LABEL,
     ShapesSample,
     image_rng,
-    STREAM_MULTI_LABEL,
     is_empty_scene,
     render_shapes,
 )
@@ -43,8 +43,9 @@ SIZE_FRACTIONS = (0.2, 0.45)  # shape sizes as fractions of the shorter side: se
 CSV_FILES = ("train.csv", "val.csv")
 
 
-def multi_label_sample(seed: int, split: str, index: int, image_size: int | tuple[int, int] = 96,
-                       max_shapes: int = 3) -> ShapesSample:
+def multi_label_sample(
+    seed: int, split: str, index: int, image_size: int | tuple[int, int] = 96, max_shapes: int = 3
+) -> ShapesSample:
     """The image `write_multi_label_dataset` writes as `images/<split>/<index:05d>.png`."""
     if max_shapes < 1:
         raise ValueError(f"max_shapes must be at least 1, got {max_shapes}")
@@ -71,8 +72,9 @@ def write_multi_label_dataset(
     owned = (root / MANIFEST_NAME).is_file() or (root / INCOMPLETE_MARKER).exists()
     clashes = [name for name in CSV_FILES if (root / name).exists()]
     if clashes and not owned:  # the shared writers own images/, not these: never overwrite someone's lists
-        raise FileExistsError(f"{root} holds {clashes} but no {MANIFEST_NAME}: not a shapes dataset, refusing to "
-                              "overwrite")
+        raise FileExistsError(
+            f"{root} holds {clashes} but no {MANIFEST_NAME}: not a shapes dataset, refusing to overwrite"
+        )
     manifest = dataset_manifest("multi_label", scene_args(num_train, num_val, image_size, max_shapes, seed))
     if begin_dataset(root, manifest):
         return root

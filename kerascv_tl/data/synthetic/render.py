@@ -15,8 +15,8 @@ Only numpy and PIL are used here (no TensorFlow).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
