@@ -53,8 +53,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    """Long: one declaration per subcommand and option, so the CLI contract reads top to bottom."""
+    """The CLI contract: one declaration per subcommand and option, read top to bottom."""
     from kerascv_tl.config import STRATEGIES  # no TensorFlow import
 
     parser = argparse.ArgumentParser(prog="kerascv-tl", description=__doc__.split("\n")[0])
@@ -62,14 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="run a recipe config")
     p.add_argument("config", help="recipe YAML, e.g. recipes/flowers_fine_tune.yaml")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=3 (repeatable)",
-    )
+    _add_overrides(p, "train.epochs=3")
     p.add_argument("--output", help="run folder (default: <output_dir>/<config name>)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in the folder")
     p.add_argument("--export", action="store_true", help="also export a SavedModel when training ends")
@@ -82,14 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-data", help="check a recipe's dataset: every bad file and why, then a summary")
     p.add_argument("config", help="recipe YAML")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set data.train=other/folder (repeatable)",
-    )
+    _add_overrides(p, "data.train=other/folder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check_data)
 

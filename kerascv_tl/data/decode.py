@@ -162,6 +162,17 @@ def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
         return tf.ensure_shape(image, [None, None, 3])
 
 
+def decode_file_of_size(path: tf.Tensor, expected_size: tf.Tensor, size_origin: str) -> tf.Tensor:
+    """The image file at `path`, decoded (`decode_image`), that fails naming the file when its (H, W) differs
+    from `expected_size` ("differs from <size_origin> (H, W)"): a file changed since its annotations were read."""
+    image = decode_image(tf.io.read_file(path))
+    same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], expected_size))
+    message = ["decoded image size (H, W)", tf.shape(image)[:2], f"differs from {size_origin} (H, W)", expected_size]
+    check = tf.debugging.Assert(same_size, [*message, "for", path])
+    with tf.control_dependencies([check]):
+        return tf.identity(image)
+
+
 def read_image_file(path: str | os.PathLike) -> np.ndarray:
     """Convenience for Python callers: reads the file with tf.io.read_file and decode_image; on failure raises
     kerascv_tl.data.errors.ImageDecodeError whose message names the file and the problem (e.g. 'empty file',

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from kerascv_tl.data.augment import reseeder
 from kerascv_tl.data.boxes import BOX_FORMAT, empty_boxes
-from kerascv_tl.data.decode import decode_image
+from kerascv_tl.data.decode import decode_file_of_size
 from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.records import DetectionSource
@@ -113,21 +113,7 @@ def _loader(size: int, max_boxes: int, jitter: bool, seed: int, min_side: float)
             boxes, labels = boxes.to_tensor(), labels.to_tensor()
         boxes = tf.reshape(tf.cast(boxes, tf.float32), [-1, 4])
         labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-        image = decode_image(tf.io.read_file(path))
-        same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], expected_size))
-        check = tf.debugging.Assert(
-            same_size,
-            [
-                "decoded image size (H, W)",
-                tf.shape(image)[:2],
-                "differs from the annotations' (H, W)",
-                expected_size,
-                "for",
-                path,
-            ],
-        )
-        with tf.control_dependencies([check]):
-            image = tf.identity(image)
+        image = decode_file_of_size(path, expected_size, "the annotations'")
         if jitter:
             pair = tf.stack([tf.constant(seed, tf.int64), random])
             image, scale, offset = _jittered_letterbox(image, size, pair)

@@ -1,5 +1,8 @@
 """tf.data pipelines for classification: decode -> (cache) -> shuffle -> crop -> batch -> augment -> prefetch.
 
+The same pipelines serve multi-label classification (`one_hot=False`: its sources already yield multi-hot
+float32 [C] labels); anything with `decoded()`, `paths`, `num_classes` and a length is a source here.
+
 Training: images are decoded (and, when cached, shrunk once first), shuffled, flipped and
 random-resized-cropped with per-element stateless seeds, batched and augmented; epoch e's order and randomness come from
 `epoch_seed(seed, e)` alone, so a resumed run sees the batches an uninterrupted one would.
@@ -35,8 +38,11 @@ def _one_hot(num_classes: int):
     return fn
 
 
-def training_epochs(source: ImageSource, data_config: DataConfig, batch_size: int, seed: int) -> EpochData:
-    """Each epoch's training batches, drawn from `epoch_seed(seed, epoch)` only (see `data.epochs`)."""
+def training_epochs(
+    source: ImageSource, data_config: DataConfig, batch_size: int, seed: int, one_hot: bool = True
+) -> EpochData:
+    """Each epoch's training batches, drawn from `epoch_seed(seed, epoch)` only (see `data.epochs`); labels are
+    one-hot encoded from class indices, or with `one_hot=False` kept as the source gives them."""
     size, crop_fraction = data_config.image_size, data_config.crop_fraction
     augment = data_config.augment
     shrink = lambda im, y: (shrink_for_training(im, size, crop_fraction), y)  # noqa: E731
@@ -68,7 +74,9 @@ def training_epochs(source: ImageSource, data_config: DataConfig, batch_size: in
                 ds = ds.shuffle(buffer, seed=this_seed, reshuffle_each_iteration=False)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.range(1 << 62)))
         ds = ds.map(lambda element, index: crop(element, index, this_seed), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.map(_one_hot(source.num_classes)).batch(batch_size)
+        if one_hot:
+            ds = ds.map(_one_hot(source.num_classes))
+        ds = ds.batch(batch_size)
         augmenter = batch_augmenter(augment, this_seed)
         if augmenter is not None:
             # Sequential: the layers' seed generators are variables (reseeded from the batch index).
@@ -93,8 +101,13 @@ def eval_images(source: ImageSource, data_config: DataConfig) -> tf.data.Dataset
     )
 
 
-def eval_dataset(source: ImageSource, data_config: DataConfig, batch_size: int, cache: bool = False) -> tf.data.Dataset:
+def eval_dataset(
+    source: ImageSource, data_config: DataConfig, batch_size: int, cache: bool = False, one_hot: bool = True
+) -> tf.data.Dataset:
+    """Batches of `eval_images` (validation during `fit`, the reports), labels one-hot unless `one_hot=False`."""
     ds = eval_images(source, data_config)
     if cache:
         ds = ds.cache()
-    return ds.map(_one_hot(source.num_classes)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    if one_hot:
+        ds = ds.map(_one_hot(source.num_classes))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-from kerascv_tl.data.decode import decode_image, read_image_file
+from kerascv_tl.data.decode import decode_file_of_size, read_image_file
 from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.mask_records import MaskRecord, SegmentationSource
@@ -107,21 +107,8 @@ def _pair_loader(source: SegmentationSource, transform):
 
     def load(element, random):
         image_path, mask_path, expected_size = element
-        image = decode_image(tf.io.read_file(image_path))
-        same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], expected_size))
-        check = tf.debugging.Assert(
-            same_size,
-            [
-                "decoded image size (H, W)",
-                tf.shape(image)[:2],
-                "differs from the header's (H, W)",
-                expected_size,
-                "for",
-                image_path,
-            ],
-        )
-        with tf.control_dependencies([check]):  # the mask is read once the image is known to be right
-            image = tf.identity(image)
+        image = decode_file_of_size(image_path, expected_size, "the header's")
+        with tf.control_dependencies([image]):  # the mask is read once the image is known to be right
             mask = tf.numpy_function(
                 read, [mask_path, image_path, expected_size[0], expected_size[1]], tf.uint8, stateful=False
             )

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascv_tl.data.multi_label import MultiLabelSource
-from kerascv_tl.data.multi_label_pipeline import multi_label_eval_dataset
+from kerascv_tl.data.pipeline import eval_dataset
 from kerascv_tl.evaluation.multi_label import multi_label_metrics, plot_ap_per_class
 from kerascv_tl.evaluation.report import write_report
 
@@ -65,7 +65,9 @@ def evaluate_multi_label(
 ) -> dict:
     """The report of `model` on `source`; `threshold` None tunes it on `source` (the validation set)."""
     infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    batches = ((images, labels.numpy()) for images, labels in multi_label_eval_dataset(source, data_config, batch_size))
+    batches = (
+        (images, labels.numpy()) for images, labels in eval_dataset(source, data_config, batch_size, one_hot=False)
+    )
     y_true, probabilities = predict_multi_label(lambda images: infer(images).numpy(), batches)
     return write_multi_label_report(out_dir, y_true, probabilities, class_names, threshold, histories, extra)
 

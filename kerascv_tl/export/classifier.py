@@ -8,7 +8,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kerascv_tl.data.decode import decode_image
 from kerascv_tl.data.transforms import eval_transform
 from kerascv_tl.export.serving import serving_archive, write_versioned
 
@@ -41,17 +40,7 @@ def export_classifier(
             "class_names": tf.gather(names, ids),
         }
 
-    def serve_bytes(image_bytes):
-        images = tf.map_fn(
-            lambda b: eval_transform(decode_image(b), image_size, crop_fraction), image_bytes, fn_output_signature=spec
-        )
-        return outputs(images)
-
-    def serve_images(images):
-        resized = tf.map_fn(lambda im: eval_transform(im, image_size, crop_fraction), images, fn_output_signature=spec)
-        return outputs(resized)
-
-    archive = serving_archive(model, serve_bytes, serve_images)
+    archive = serving_archive(model, lambda image: eval_transform(image, image_size, crop_fraction), spec, outputs)
     outputs_doc = ["probabilities", "scores", "class_ids", "class_names"]
     return write_versioned(
         archive,

@@ -8,7 +8,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kerascv_tl.data.decode import decode_image
 from kerascv_tl.data.transforms import resize_with_pad
 from kerascv_tl.export.serving import serving_archive, write_versioned
 
@@ -69,17 +68,11 @@ def export_detector(
             "num_detections": count,
         }
 
-    def serve_bytes(image_bytes):
-        return tf.map_fn(lambda b: detect(decode_image(b)), image_bytes, fn_output_signature=spec)
-
-    def serve_images(images):
-        return tf.map_fn(detect, images, fn_output_signature=spec)
-
     # ExportArchive traces the endpoints when it writes them out, so the export's decoder stays in place
     # until the archive is written; then the model gets its own decoder back.
     model.prediction_decoder = decoder
     try:
-        archive = serving_archive(model, serve_bytes, serve_images)
+        archive = serving_archive(model, detect, spec)
         outputs_doc = ["boxes (xyxy, original pixels)", "scores", "class_ids", "class_names", "num_detections"]
         return write_versioned(
             archive,

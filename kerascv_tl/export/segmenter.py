@@ -8,7 +8,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kerascv_tl.data.decode import decode_image
 from kerascv_tl.data.transforms import class_map_at, resize_image
 from kerascv_tl.export.serving import serving_archive, write_versioned
 
@@ -65,13 +64,7 @@ def export_segmenter(
             result["probabilities"] = tf.nn.softmax(logits, axis=-1)
         return result
 
-    def serve_bytes(image_bytes):
-        return segment(tf.map_fn(lambda b: prepare(decode_image(b)), image_bytes, fn_output_signature=prepared_spec))
-
-    def serve_images(images):
-        return segment(tf.map_fn(prepare, images, fn_output_signature=prepared_spec))
-
-    archive = serving_archive(model, serve_bytes, serve_images)
+    archive = serving_archive(model, prepare, prepared_spec, segment)
     outputs_doc = [
         "class_map (int32 [batch, max height, max width], original pixels, -1 outside the image)",
         "height",

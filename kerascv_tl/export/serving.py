@@ -19,6 +19,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from kerascv_tl.data.decode import decode_image
 from kerascv_tl.utils.io import atomic_directory, atomic_write_json
 
 SERVING_DEFAULT = "serving_default"
@@ -43,8 +44,29 @@ def latest_version_dir(path: str | Path) -> Path:
     return versions[-1]
 
 
-def serving_archive(model: keras.Model, serve_bytes: Callable, serve_images: Callable) -> keras.export.ExportArchive:
-    """An ExportArchive tracking `model` with the two signatures: encoded bytes and uint8 pixel batches."""
+def serving_archive(
+    model: keras.Model,
+    prepare_image: Callable[[tf.Tensor], object],
+    prepared_spec: object,
+    finish: Callable[[object], dict] | None = None,
+) -> keras.export.ExportArchive:
+    """An ExportArchive tracking `model` with the two signatures, built from one image's preparation.
+
+    `prepare_image` maps ONE decoded image (uint8 [H, W, 3]) to `prepared_spec` (a tensor spec or a dict of them:
+    resized pixels, or the whole per-image result); `serving_default` decodes each encoded image first
+    (`decode_image`, as the training pipeline does), `serving_images` prepares the given pixels; both map over
+    the batch and hand the stacked result to `finish` (the batched model call and its outputs; by default the
+    prepared batch is the output).
+    """
+
+    def serve_bytes(image_bytes):
+        prepared = tf.map_fn(lambda b: prepare_image(decode_image(b)), image_bytes, fn_output_signature=prepared_spec)
+        return finish(prepared) if finish is not None else prepared
+
+    def serve_images(images):
+        prepared = tf.map_fn(prepare_image, images, fn_output_signature=prepared_spec)
+        return finish(prepared) if finish is not None else prepared
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(

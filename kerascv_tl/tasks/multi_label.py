@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from kerascv_tl.data.multi_label import load_multi_label_sources, multi_label_source_from_spec
-from kerascv_tl.data.multi_label_pipeline import multi_label_eval_dataset, multi_label_training_epochs
+from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.evaluation.multi_label_loop import evaluate_multi_label, evaluate_multi_label_export
 from kerascv_tl.export.multi_label_classifier import export_multi_label_classifier
 from kerascv_tl.precision import resolve_jit_compile
@@ -77,10 +77,10 @@ class MultiLabelTask(Task):
 
     def training_data(self, setup):
         config = setup.config
-        return multi_label_training_epochs(setup.train, config.data, config.train.batch_size, config.seed)
+        return training_epochs(setup.train, config.data, config.train.batch_size, config.seed, one_hot=False)
 
     def validation_data(self, setup):
-        return multi_label_eval_dataset(setup.val, setup.config.data, setup.config.train.batch_size, cache=True)
+        return eval_dataset(setup.val, setup.config.data, setup.config.train.batch_size, cache=True, one_hot=False)
 
     def build_model(self, config: RecipeConfig, backbone, class_names):
         return classifier(backbone, len(class_names), dropout=config.head.dropout, activation="sigmoid")

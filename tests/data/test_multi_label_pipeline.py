@@ -6,7 +6,7 @@ from PIL import Image
 
 from kerascv_tl.config import load_config
 from kerascv_tl.data.multi_label import read_multi_label_csv
-from kerascv_tl.data.multi_label_pipeline import multi_label_eval_dataset, multi_label_training_epochs
+from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 
 LABELS = ["a", "b|c", "", "a|b|c", "c", "b"]
 
@@ -27,13 +27,13 @@ def _expected_labels(index):
 
 
 def _epoch(source, data, epoch, seed=7):
-    batches = list(multi_label_training_epochs(source, data, 4, seed).make(epoch))
+    batches = list(training_epochs(source, data, 4, seed, one_hot=False).make(epoch))
     return np.concatenate([x.numpy() for x, _ in batches]), np.concatenate([y.numpy() for _, y in batches])
 
 
 def test_training_batches_pair_each_image_with_its_multi_hot_labels(source):
     data = load_config(None, ["task=multi_label", "data.image_size=32", "data.augment.random_resized_crop=false"]).data
-    assert multi_label_training_epochs(source, data, 4, seed=7).steps == 2
+    assert training_epochs(source, data, 4, seed=7, one_hot=False).steps == 2
     images, labels = _epoch(source, data, 0)
     assert images.shape == (6, 32, 32, 3) and labels.shape == (6, 3) and labels.dtype == np.float32
     order = [int(round(red / 40)) for red in images[:, 0, 0, 0]]
@@ -52,7 +52,7 @@ def test_random_crops_are_a_pure_function_of_seed_and_epoch_and_eval_keeps_the_s
     first, _ = _epoch(source, data, 3)
     second, _ = _epoch(source, data, 3)
     np.testing.assert_array_equal(first, second)
-    batches = list(multi_label_eval_dataset(source, data, batch_size=4))
+    batches = list(eval_dataset(source, data, batch_size=4, one_hot=False))
     labels = np.concatenate([y.numpy() for _, y in batches])
     reds = np.concatenate([x.numpy()[:, 16, 16, 0] for x, _ in batches])
     np.testing.assert_allclose(reds, [40 * i for i in range(6)], atol=0.5)

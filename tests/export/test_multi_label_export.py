@@ -9,7 +9,7 @@ from PIL import Image
 
 from kerascv_tl.config import load_config
 from kerascv_tl.data.multi_label import read_multi_label_csv
-from kerascv_tl.data.multi_label_pipeline import multi_label_eval_dataset
+from kerascv_tl.data.pipeline import eval_dataset
 from kerascv_tl.data.synthetic.multi_label import write_multi_label_dataset
 from kerascv_tl.export import load_serving
 from kerascv_tl.export.multi_label_classifier import export_multi_label_classifier
@@ -36,7 +36,7 @@ def test_served_probabilities_equal_the_keras_model_and_labels_follow_the_thresh
         f.write("wide.jpg,circle\n")
     source = read_multi_label_csv(root / "val.csv", class_names=CLASSES)
     data = load_config(None, ["task=multi_label", "data.image_size=32", "data.crop_fraction=0.875"]).data
-    images = np.concatenate([x.numpy() for x, _ in multi_label_eval_dataset(source, data, batch_size=4)])
+    images = np.concatenate([x.numpy() for x, _ in eval_dataset(source, data, batch_size=4, one_hot=False)])
     expected = model.predict(images, verbose=0)
     assert expected.shape == (7, 3) and expected.std() > 1e-4  # input-dependent outputs
     threshold = float(np.median(expected))
