@@ -36,8 +36,7 @@ COMMON = [
     "train.early_stopping_patience=0",
     "train.monitor=val_loss",
     "train.warmup_epochs=0",
-    "head.dropout=0.0",
-]  # no dropout: replicas draw their own masks
+]
 
 
 def narrow_resnet(folder: Path) -> Path:
@@ -70,6 +69,7 @@ def task_overrides(work: Path) -> dict[str, list[str]]:
             f"data.train={cls}/train",
             f"data.val={cls}/val",
             "data.image_size=32",
+            "head.dropout=0.0",  # no dropout: replicas draw their own masks (the other heads have none)
             backbone,
         ],
         "detection": [
