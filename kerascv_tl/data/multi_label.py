@@ -32,7 +32,7 @@ import tensorflow as tf
 from kerascv_tl.data.decode import decode_image
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.files import split_records
-from kerascv_tl.data.paths import resolve_within
+from kerascv_tl.data.paths import csv_image_path
 from kerascv_tl.data.problems import skip_or_raise
 from kerascv_tl.data.tolerant import map_skipping_errors
 
@@ -194,18 +194,7 @@ def _row_entry(path: Path, line: int, row: list[str], root, first_line: dict) ->
             f"{LABEL_SEPARATOR!r}; leave the cell empty for an image without labels)",
             path=path,
         )
-    image = Path(cell)
-    resolved = image if image.is_absolute() else path.parent / image
-    if root is not None:
-        resolve_within(resolved, root, f"line {line} of {path}")
-    key = os.path.normpath(os.path.abspath(resolved))
-    if key in first_line:
-        raise DataError(
-            f"{path}: line {line} lists {cell} again (first at line {first_line[key]}); only the first is used",
-            path=path,
-        )
-    first_line[key] = line
-    return str(resolved), tuple(sorted(set(labels))), line
+    return csv_image_path(path, cell, line, root, first_line, unit="line"), tuple(sorted(set(labels))), line
 
 
 def _known_labels_only(path: Path, entries: list, names: list[str], problems: ProblemLog | None) -> list:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kerascv_tl.data.errors import DataError
 
-__all__ = ["display_path", "resolve_within"]
+__all__ = ["csv_image_path", "display_path", "resolve_within"]
 
 
 def display_path(path: str | os.PathLike | bytes) -> str:
@@ -37,3 +37,25 @@ def resolve_within(path: str | os.PathLike, root: str | os.PathLike, what: str) 
             path=os.fspath(path),
         )
     return Path(joined)
+
+
+def csv_image_path(
+    csv_path: Path, cell: str, line: int, root: str | os.PathLike | None, first_seen: dict[str, int], unit: str = "row"
+) -> str:
+    """The image a CSV cell names: relative paths start at the CSV's folder; with `root` it must lie inside it.
+
+    `first_seen` maps each image already listed to its row; a repeat is a DataError naming the CSV and both rows
+    (`unit` is how the CSV's messages number them: "row" or "line").
+    """
+    image = Path(cell)
+    resolved = image if image.is_absolute() else csv_path.parent / image
+    if root is not None:
+        resolve_within(resolved, root, f"{unit} {line} of {csv_path}")
+    key = os.path.normpath(os.path.abspath(resolved))
+    if key in first_seen:
+        raise DataError(
+            f"{csv_path}: {unit} {line} lists {cell} again (first at {unit} {first_seen[key]}); only the first is used",
+            path=csv_path,
+        )
+    first_seen[key] = line
+    return str(resolved)

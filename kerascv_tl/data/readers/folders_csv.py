@@ -14,7 +14,7 @@ import numpy as np
 
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.files import IMAGE_EXTENSIONS, image_files
-from kerascv_tl.data.paths import resolve_within
+from kerascv_tl.data.paths import csv_image_path
 from kerascv_tl.data.problems import ProblemLog, skip_or_raise
 from kerascv_tl.data.readers.base import collect
 from kerascv_tl.data.records import ImageSource
@@ -113,15 +113,4 @@ def _csv_entry(path: Path, line: int, row: list[str], root, first_row: dict) -> 
     """(image path, label, row number) of one CSV row; DataError naming the CSV and the row."""
     if len(row) < 2:
         raise DataError(f"{path}: row {line} has {len(row)} field(s); expected path,label", path=path)
-    image = Path(row[0].strip())
-    resolved = image if image.is_absolute() else path.parent / image
-    if root is not None:
-        resolve_within(resolved, root, f"row {line} of {path}")
-    key = os.path.normpath(os.path.abspath(resolved))
-    if key in first_row:
-        raise DataError(
-            f"{path}: row {line} lists {row[0].strip()} again (first at row {first_row[key]}); only the first is used",
-            path=path,
-        )
-    first_row[key] = line
-    return str(resolved), row[1].strip(), line
+    return csv_image_path(path, row[0].strip(), line, root, first_row), row[1].strip(), line
