@@ -40,6 +40,12 @@ def eval_transform(image: tf.Tensor, image_size: int, crop_fraction: float) -> t
     return tf.ensure_shape(tf.cast(cropped, tf.float32), [image_size, image_size, 3])
 
 
+def eval_transform_description(image_size: int, crop_fraction: float) -> str:
+    """`eval_transform` in words (model cards)."""
+    size = image_size
+    return f"shorter side to ceil({size} / {crop_fraction}), centre crop {size}x{size}, bilinear antialiased"
+
+
 def shrink_for_training(image: tf.Tensor, image_size: int, crop_fraction: float) -> tf.Tensor:
     """Downscales large images once before caching (less memory); smaller images pass through untouched."""
     target = eval_resize_size(image_size, crop_fraction)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -55,6 +55,9 @@ class Task:
     #: Config keys (dotted) the task does not use: a value other than the default is a ConfigError naming the
     #: key and the task, so that no setting is silently ignored. Each entry: (key, why it does not apply).
     unused_config_keys: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: The evaluation loop `evaluate` runs: fn(model, source, data_config, out_dir, class_names, batch_size,
+    #: histories, extra) -> metrics (`kerascv_tl.evaluation.*_loop`), set with `staticmethod(...)`.
+    evaluation_loop: ClassVar[Callable[..., dict]]
     #: The metrics.json keys the model card repeats, in this order.
     card_metrics: ClassVar[tuple[str, ...]] = ()
 
@@ -130,7 +133,7 @@ class Task:
         `run_metrics`: the metrics.json of the run the model comes from, when evaluating a finished run on other
         data (`kerascv-tl evaluate RUN`): figures fixed on the run's validation data (multi-label's decision
         threshold) are reused from it rather than tuned again on the data being evaluated."""
-        raise NotImplementedError
+        return self.evaluation_loop(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
     def run_summary(self, setup: TaskSetup) -> dict:
         """Facts about the run that metrics.json carries beside the task's figures (no wall times)."""

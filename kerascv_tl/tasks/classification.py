@@ -17,6 +17,7 @@ import keras
 
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
+from kerascv_tl.data.transforms import eval_transform_description
 from kerascv_tl.evaluation.classification_loop import evaluate_classifier, evaluate_classifier_export
 from kerascv_tl.export.classifier import export_classifier
 from kerascv_tl.precision import resolve_jit_compile
@@ -68,6 +69,7 @@ def read_classification_source(
 class ClassificationTask(Task):
     name = "classification"
     default_monitor = "val_accuracy"
+    evaluation_loop = staticmethod(evaluate_classifier)
     card_metrics = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples")
     unused_config_keys = (
         ("data.image_root", "COCO detection images"),
@@ -115,20 +117,6 @@ class ClassificationTask(Task):
         )
         return head_model(setup.model), cached_train, cached_val
 
-    def evaluate(
-        self,
-        model,
-        source,
-        config: RecipeConfig,
-        out_dir,
-        class_names,
-        batch_size,
-        histories=(),
-        extra=None,
-        run_metrics=None,
-    ) -> dict:
-        return evaluate_classifier(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
-
     def run_summary(self, setup) -> dict:
         return {"recipe": setup.config.recipe, "backbone": setup.backbone.name, "num_train_examples": len(setup.train)}
 
@@ -143,8 +131,7 @@ class ClassificationTask(Task):
         return f"accuracy: {metrics['accuracy']:.4f} on {metrics['num_examples']} images"
 
     def serving_resize(self, config: RecipeConfig) -> str:
-        size, crop = config.data.image_size, config.data.crop_fraction
-        return f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased"
+        return eval_transform_description(config.data.image_size, config.data.crop_fraction)
 
     def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
         return export_classifier(

@@ -48,6 +48,7 @@ def compile_detector(
 class DetectionTask(Task):
     name = "detection"
     default_monitor = "val_loss"
+    evaluation_loop = staticmethod(evaluate_detector)
     card_metrics = ("map_50_95", "map_50", "map_75", "ar_100", "num_images")
     unused_config_keys = (
         ("data.crop_fraction", "detection letterboxes the whole image"),
@@ -113,20 +114,6 @@ class DetectionTask(Task):
 
     def compile(self, model, setup, learning_rate) -> None:
         compile_detector(model, setup.config.train, learning_rate, setup.config.jit_compile)
-
-    def evaluate(
-        self,
-        model,
-        source,
-        config: RecipeConfig,
-        out_dir,
-        class_names,
-        batch_size,
-        histories=(),
-        extra=None,
-        run_metrics=None,
-    ) -> dict:
-        return evaluate_detector(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
     def headline(self, metrics: dict) -> str:
         return f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"

@@ -22,6 +22,7 @@ import numpy as np
 
 from kerascv_tl.data.multi_label import load_multi_label_sources, multi_label_source_from_spec
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
+from kerascv_tl.data.transforms import eval_transform_description
 from kerascv_tl.evaluation.multi_label_loop import evaluate_multi_label, evaluate_multi_label_export
 from kerascv_tl.export.multi_label_classifier import export_multi_label_classifier
 from kerascv_tl.precision import resolve_jit_compile
@@ -132,8 +133,7 @@ class MultiLabelTask(Task):
         )
 
     def serving_resize(self, config: RecipeConfig) -> str:
-        size, crop = config.data.image_size, config.data.crop_fraction
-        return f"shorter side to ceil({size} / {crop}), centre crop {size}x{size}, bilinear antialiased"
+        return eval_transform_description(config.data.image_size, config.data.crop_fraction)
 
     def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
         threshold = card.get("metrics", {}).get("threshold")

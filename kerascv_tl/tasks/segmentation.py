@@ -53,6 +53,7 @@ def compile_segmenter(
 class SegmentationTask(Task):
     name = "segmentation"
     default_monitor = "val_mean_iou"
+    evaluation_loop = staticmethod(evaluate_segmenter)
     card_metrics = ("miou", "per_class_iou", "pixel_accuracy", "fw_iou", "num_images")
     unused_config_keys = (
         ("data.crop_fraction", "the whole image is resized to image_size"),
@@ -116,20 +117,6 @@ class SegmentationTask(Task):
 
     def compile(self, model, setup, learning_rate) -> None:
         compile_segmenter(model, setup.config.train, learning_rate, len(setup.class_names), setup.config.jit_compile)
-
-    def evaluate(
-        self,
-        model,
-        source,
-        config: RecipeConfig,
-        out_dir,
-        class_names,
-        batch_size,
-        histories=(),
-        extra=None,
-        run_metrics=None,
-    ) -> dict:
-        return evaluate_segmenter(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
     def run_summary(self, setup) -> dict:
         return {**super().run_summary(setup), "architecture": setup.model.name}
