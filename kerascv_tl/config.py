@@ -170,15 +170,22 @@ class RecipeConfig:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: typing.Sequence[str] = ()) -> RecipeConfig:
-    """Reads a YAML recipe (or starts from defaults when `path` is None) and applies `key=value` overrides."""
+    """Reads a YAML recipe (a file, or a packaged recipe by name; defaults when `path` is None) and applies
+    `key=value` overrides."""
     raw: dict = {}
     source = "defaults"
     if path is not None:
-        source = str(path)
+        from kerascv_tl.recipe_catalog import packaged_recipes, recipe_path
+
+        given, path = path, recipe_path(path)
+        source = str(given)
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
-            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+            names = ", ".join(r.name for r in packaged_recipes())
+            raise ConfigError(
+                f"cannot read config {given}: {e.strerror or e} (not a file, and not a packaged recipe: {names})"
+            ) from None
         try:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:

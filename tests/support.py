@@ -7,6 +7,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from kerascv_tl.recipe_catalog import RECIPE_DIR as RECIPE_DIR  # the packaged recipes, for the tests
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 

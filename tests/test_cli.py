@@ -4,13 +4,13 @@ import sys
 import time
 
 import pytest
-from support import PROJECT_ROOT, tiny_overrides
+from support import RECIPE_DIR, tiny_overrides
 
 from kerascv_tl.cli import main
 
 
 def _train_args(shapes, run_dir, *extra):
-    args = ["train", str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml"), "--output", str(run_dir)]
+    args = ["train", str(RECIPE_DIR / "shapes_fine_tune.yaml"), "--output", str(run_dir)]
     for override in tiny_overrides(shapes, recipe="feature_extraction", **dict(e.split("=", 1) for e in extra)):
         args += ["--set", override]
     return args
@@ -147,7 +147,7 @@ def test_check_data_lists_every_problem_then_a_summary(shapes_classification, tm
 
     import bad_files
 
-    recipe = str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml")
+    recipe = str(RECIPE_DIR / "shapes_fine_tune.yaml")
     clean = ["--set", f"data.train={shapes_classification}/train", "--set", f"data.val={shapes_classification}/val"]
     assert main(["check-data", recipe, *clean]) == 0
     assert capsys.readouterr().out.strip() == (

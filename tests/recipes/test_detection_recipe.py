@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from support import PROJECT_ROOT
+from support import RECIPE_DIR
 
 from kerascv_tl.cli import main
 from kerascv_tl.config import load_config
@@ -164,7 +164,7 @@ def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detec
         "export.score_threshold=0.0",
         "export.max_detections=5",
     ]
-    args = ["train", str(PROJECT_ROOT / "recipes" / "shapes_detection.yaml"), "--output", str(run_dir)]
+    args = ["train", str(RECIPE_DIR / "shapes_detection.yaml"), "--output", str(run_dir)]
     assert main(args + [item for value in overrides for item in ("--set", value)]) == 0
     card = json.loads((run_dir / "model_card.json").read_text())
     assert card["backbone"]["name"] == str(preset)

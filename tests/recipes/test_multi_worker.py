@@ -11,7 +11,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from support import PROJECT_ROOT, tiny_overrides
+from support import PROJECT_ROOT, RECIPE_DIR, tiny_overrides
 
 import kerascv_tl.tasks.classifier  # noqa: F401  (registers the package's layers for loading model.keras)
 from kerascv_tl.cli import main
@@ -54,7 +54,7 @@ def test_two_workers_train_the_same_model_and_only_the_chief_writes(shapes_class
                 str(WORKER),
                 f"{weights[i]}.npz",
                 "train",
-                str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml"),
+                str(RECIPE_DIR / "shapes_fine_tune.yaml"),
                 "--output",
                 str(runs[i]),
             ]

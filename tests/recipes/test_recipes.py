@@ -8,7 +8,7 @@ import time
 
 import keras
 import pytest
-from support import PROJECT_ROOT, tiny_overrides
+from support import RECIPE_DIR, tiny_overrides
 
 from kerascv_tl.config import load_config
 from kerascv_tl.recipes import RunExistsError, train
@@ -110,7 +110,7 @@ def test_killed_run_resumes_at_its_last_step_and_ends_like_an_uninterrupted_run(
         shapes_classification,
         **{"train.epochs": 3, "train.head_epochs": 1, "train.backup_every_steps": 1, "head.dropout": 0.3},
     )
-    recipe = str(PROJECT_ROOT / "recipes" / "shapes_fine_tune.yaml")
+    recipe = str(RECIPE_DIR / "shapes_fine_tune.yaml")
 
     def command(run_dir):
         return [sys.executable, "-m", "kerascv_tl.cli", "train", recipe, "--output", str(run_dir)] + [

@@ -34,10 +34,10 @@ def test_steps_per_epoch_rounds_up():
 
 
 def test_every_shipped_recipe_loads(monkeypatch):
-    from support import PROJECT_ROOT
+    from support import RECIPE_DIR
 
     monkeypatch.setenv("KERASCV_TL_ASSETS", "/assets")
-    recipes = sorted((PROJECT_ROOT / "recipes").glob("*.yaml"))
+    recipes = sorted(RECIPE_DIR.glob("*.yaml"))
     assert {p.name for p in recipes} >= {
         "flowers_feature_extraction.yaml",
         "flowers_fine_tune.yaml",
@@ -47,7 +47,7 @@ def test_every_shipped_recipe_loads(monkeypatch):
     for path in recipes:
         config = load_config(path)
         assert config.data.train
-    flowers = load_config(PROJECT_ROOT / "recipes" / "flowers_fine_tune.yaml")
+    flowers = load_config(RECIPE_DIR / "flowers_fine_tune.yaml")
     assert flowers.data.train == "/assets/flowers5/train"
 
 

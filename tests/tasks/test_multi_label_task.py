@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from support import PROJECT_ROOT, assert_png
+from support import RECIPE_DIR, assert_png
 
 from kerascv_tl.cli import main
 from kerascv_tl.config import ConfigError, load_config
 from kerascv_tl.tasks.registry import get_task, task_names
 
-RECIPE = PROJECT_ROOT / "recipes" / "shapes_multi_label.yaml"
+RECIPE = RECIPE_DIR / "shapes_multi_label.yaml"
 
 
 def _train_args(run_dir, train, val=None, **extra):
