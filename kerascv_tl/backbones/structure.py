@@ -74,5 +74,12 @@ def pyramid_layer_names(backbone: keras.Model, strides=(8, 16, 32)) -> dict[int,
                 found[wanted] = layer.name
     missing = [s for s in strides if s not in found]
     if missing:
-        raise ValueError(f"{backbone.name}: no layer at stride(s) {missing} for a {height}px input")
+        from kerascv_tl.config import ConfigError  # a user's setting to change, reported as one line
+
+        step = max(strides)
+        size = max(step * 2, -(-int(height) // step) * step)
+        raise ConfigError(
+            f"data.image_size {height} is too small for a feature pyramid at strides {list(strides)}: "
+            f"{backbone.name} has no feature map at stride {missing}; use a multiple of {step}, e.g. {size}"
+        )
     return found

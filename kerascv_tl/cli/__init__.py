@@ -29,15 +29,25 @@ console.silence_native_logs()  # before TensorFlow is imported anywhere
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console.configure(args.verbose - args.quiet)
+    try:
+        return args.func(args) or 0
+    except Exception as e:
+        if not isinstance(e, _known_errors()):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    """The problems a user can fix (bad config, data, weights, run folder, model file), reported as one line.
+    Imported when one happened: some of these modules import TensorFlow, which `--help` or `recipes` must not."""
     from kerascv_tl.backbones import WeightsError
     from kerascv_tl.config import ConfigError
     from kerascv_tl.data.errors import DataError
     from kerascv_tl.run_folder import RunExistsError
     from kerascv_tl.utils.model_files import UnsafeModelError
 
-    try:
-        return args.func(args) or 0
-    except (
+    return (
         ConfigError,
         DataError,
         WeightsError,
@@ -45,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         UnsafeModelError,
         FileNotFoundError,
         FileExistsError,
-    ) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

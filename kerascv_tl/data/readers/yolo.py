@@ -81,7 +81,13 @@ def _labels_dir(images_dir: Path) -> Path:
 
 
 def yolo_names(names) -> list[str]:
-    """Class names from a list, or from the `names:` entry (list or {index: name}) of a YAML file."""
+    """Class names from a list, from the `names:` entry (list or {index: name}) of a YAML file, or from a
+    `classes.txt` / `obj.names` file (one name per line, darknet's convention)."""
+    if isinstance(names, (str, os.PathLike)) and Path(names).suffix.lower() in (".txt", ".names"):
+        try:
+            names = [line.strip() for line in Path(names).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except OSError as e:
+            raise DataError(f"{names}: cannot read class names ({e.strerror or e})", path=names) from None
     if isinstance(names, (str, os.PathLike)):
         import yaml
 
