@@ -130,5 +130,11 @@ class RunFolder:
 
 
 def default_run_dir(config: RecipeConfig, config_path: str | None) -> Path:
-    name = Path(config_path).stem if config_path else f"{config.task}_{config.recipe}"
-    return Path(config.output_dir) / name
+    """`<output_dir>/<recipe name>`; a run folder's own config.yaml, edited and trained again, goes to
+    `<output_dir>/<that run's name>_rerun` rather than into a folder named `config` or over the run it came from."""
+    if not config_path:
+        return Path(config.output_dir) / f"{config.task}_{config.recipe}"
+    path = Path(config_path)
+    if path.name == "config.yaml" and (path.parent / "class_names.json").is_file():
+        return Path(config.output_dir) / f"{path.resolve().parent.name}_rerun"
+    return Path(config.output_dir) / path.stem
