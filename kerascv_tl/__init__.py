@@ -15,6 +15,8 @@ _LAZY = {
     "build_backbone": "kerascv_tl.backbones",
     "list_backbones": "kerascv_tl.backbones",
     "load_config": "kerascv_tl.config",
+    "load_predictor": "kerascv_tl.predict",
+    "Predictor": "kerascv_tl.predict",
 }
 
 

@@ -24,6 +24,10 @@ class BackboneSpec:
     builder: Builder
     default_image_size: int
     preprocessing: Preprocessing
+    # Parameters of the network without its top, built at `default_image_size`: declared so that listing the
+    # backbones builds nothing (`kerascv-tl backbones --check` builds them and compares). The convolutional
+    # nets' count does not depend on the image size; ViT's position embeddings grow with it.
+    params: int
     pooling: str = "avg"  # "avg": global average pool of a feature map; "token": the class token
     pyramid_strides: tuple[int, ...] = (8, 16, 32)  # () when the net has a single scale (ViT)
     imagenet_preset: str | None = None  # KerasHub preset used for weights="imagenet"
@@ -105,22 +109,31 @@ _TORCH = Preprocessing.keras_mode("torch")
 _INSIDE = Preprocessing.keras_mode("none")
 
 _SPECS = [
-    BackboneSpec("resnet50", "keras.applications", _applications(A.ResNet50), 224, _CAFFE),
-    BackboneSpec("resnet101", "keras.applications", _applications(A.ResNet101), 224, _CAFFE),
-    BackboneSpec("resnet152", "keras.applications", _applications(A.ResNet152), 224, _CAFFE),
-    BackboneSpec("resnet50_v2", "keras.applications", _applications(A.ResNet50V2), 224, _TF),
-    BackboneSpec("mobilenet_v2", "keras.applications", _applications(A.MobileNetV2), 224, _TF),
-    BackboneSpec("mobilenet_v3_small", "keras.applications", _applications(A.MobileNetV3Small), 224, _INSIDE),
-    BackboneSpec("mobilenet_v3_large", "keras.applications", _applications(A.MobileNetV3Large), 224, _INSIDE),
-    BackboneSpec("efficientnet_b0", "keras.applications", _applications(A.EfficientNetB0), 224, _INSIDE),
-    BackboneSpec("efficientnetv2_b0", "keras.applications", _applications(A.EfficientNetV2B0), 224, _INSIDE),
-    BackboneSpec("convnext_tiny", "keras.applications", _applications(A.ConvNeXtTiny), 224, _INSIDE),
+    BackboneSpec("resnet50", "keras.applications", _applications(A.ResNet50), 224, _CAFFE, params=23_587_712),
+    BackboneSpec("resnet101", "keras.applications", _applications(A.ResNet101), 224, _CAFFE, params=42_658_176),
+    BackboneSpec("resnet152", "keras.applications", _applications(A.ResNet152), 224, _CAFFE, params=58_370_944),
+    BackboneSpec("resnet50_v2", "keras.applications", _applications(A.ResNet50V2), 224, _TF, params=23_564_800),
+    BackboneSpec("mobilenet_v2", "keras.applications", _applications(A.MobileNetV2), 224, _TF, params=2_257_984),
+    BackboneSpec(
+        "mobilenet_v3_small", "keras.applications", _applications(A.MobileNetV3Small), 224, _INSIDE, params=939_120
+    ),
+    BackboneSpec(
+        "mobilenet_v3_large", "keras.applications", _applications(A.MobileNetV3Large), 224, _INSIDE, params=2_996_352
+    ),
+    BackboneSpec(
+        "efficientnet_b0", "keras.applications", _applications(A.EfficientNetB0), 224, _INSIDE, params=4_049_571
+    ),
+    BackboneSpec(
+        "efficientnetv2_b0", "keras.applications", _applications(A.EfficientNetV2B0), 224, _INSIDE, params=5_919_312
+    ),
+    BackboneSpec("convnext_tiny", "keras.applications", _applications(A.ConvNeXtTiny), 224, _INSIDE, params=27_820_128),
     BackboneSpec(
         "hub_resnet18",
         "keras_hub",
         _hub_resnet([2, 2, 2, 2], "basic_block"),
         224,
         _TORCH,
+        params=11_186_112,
         imagenet_preset="resnet_18_imagenet",
         description="KerasHub ResNet-18; weights=imagenet loads KerasHub's resnet_18_imagenet",
     ),
@@ -130,6 +143,7 @@ _SPECS = [
         _hub_resnet([3, 4, 6, 3], "bottleneck_block"),
         224,
         _TORCH,
+        params=23_561_152,
         imagenet_preset="resnet_50_imagenet",
         description="KerasHub ResNet-50; weights=imagenet loads KerasHub's resnet_50_imagenet",
     ),
@@ -139,6 +153,7 @@ _SPECS = [
         _mit_b0,
         224,
         _TORCH,
+        params=3_319_392,
         description="Mix Transformer B0, SegFormer's encoder; KerasHub's MiT presets are trained on ADE20K or "
         "Cityscapes (e.g. mit_b0_ade20k_512): pass a preset handle or folder as weights",
     ),
@@ -148,6 +163,7 @@ _SPECS = [
         _vit(16, 12, 3, 192, 768),
         224,
         Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),
+        params=5_524_416,
         pooling="token",
         pyramid_strides=(),
         description="ViT-Ti/16; no KerasHub ImageNet preset: pass a preset handle or folder as weights",
@@ -158,6 +174,7 @@ _SPECS = [
         _vit(16, 12, 12, 768, 3072),
         224,
         Preprocessing(1.0 / 255.0, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "RGB", "ViT: scale to [-1, 1]"),
+        params=85_798_656,
         pooling="token",
         pyramid_strides=(),
         imagenet_preset="vit_base_patch16_224_imagenet",

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from kerascv_tl import console
 from kerascv_tl.cli.models import export_run
-from kerascv_tl.cli.predict import cmd_predict
 
 
 def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
@@ -129,6 +129,8 @@ def cmd_train(args) -> int:
     print(get_task(config.task).result_line(metrics))
     if args.export and is_chief():  # other workers of a multi-worker run keep no run folder
         print(f"exported: {export_run(run.root)}")
+    if console.verbosity() >= 0:
+        print(f"recipe: {run / 'config.yaml'} (edit and rerun with: kerascv-tl train {run / 'config.yaml'})")
     return 0
 
 
@@ -190,7 +192,10 @@ def cmd_demo(args) -> int:
     print(f"[3/4] exported SavedModel: {folder}")
     image = sorted((Path(config.data.val) / "triangle").glob("*.png"))[0]
     print("[4/4] prediction through the exported SavedModel:")
-    cmd_predict(argparse.Namespace(model=str(folder), images=[str(image)], top_k=3, json=False))
+    from kerascv_tl.predict import load_predictor
+
+    row = load_predictor(folder).predict([image], top_k=3)[0]
+    print(f"{image}: " + ", ".join(f"{label} ({score:.3f})" for label, score in zip(row["labels"], row["scores"])))
     print(f"\ndone in {time.time() - started:.0f} s")
     print(f"  run folder (config, logs, checkpoints, metrics, plots, model card): {run.root}")
     print(f"  SavedModel for TF Serving: {folder}  (model card: {folder / 'model_card.json'})")

@@ -11,7 +11,6 @@ for its datasets and its compile), evaluate (`evaluate`), and write the model ca
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from kerascv_tl.backbones import Backbone
@@ -174,8 +174,35 @@ class Task:
         """Writes a TF Serving SavedModel version folder under `base_dir`; returns it."""
         raise NotImplementedError
 
-    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
-        """Presents the serving signature's `outputs` for one image file (`kerascv-tl predict`)."""
+    # -------------------------------------------------------------------------------------------- predict
+    # `kerascv_tl.predict` runs images through a SavedModel's `serving_default` and asks the task what each
+    # image's result is (`prediction_rows`); the CLI's CSV, JSONL, text and files are all made from those rows.
+
+    def prediction_rows(self, outputs: dict[str, np.ndarray], card: dict, top_k: int) -> list[dict]:
+        """One result dict per image of a `serving_default` batch (`outputs` as numpy arrays, batch first).
+
+        Values are JSON-able (str, int, float, lists and dicts of them) except the numpy arrays a task
+        documents (segmentation's class map); `top_k` is used by classification only."""
+        raise NotImplementedError
+
+    def prediction_columns(self, card: dict, top_k: int) -> list[str]:
+        """The CSV columns after `path`, in order (`prediction_csv` fills exactly these)."""
+        raise NotImplementedError
+
+    def prediction_csv(self, row: dict) -> dict[str, Any]:
+        """`row` as the values of `prediction_columns` (numbers and strings; lists JSON-encoded)."""
+        raise NotImplementedError
+
+    def prediction_files(
+        self, row: dict, image_path: Path, name: str, masks_dir: Path | None, annotated_dir: Path | None
+    ) -> dict:
+        """Writes the task's files for one predicted image file, named after `name` (unique among the images of
+        one command); returns the keys to add to its row (the files' paths). Most tasks write none."""
+        return {}
+
+    def prediction_line(self, row: dict, as_json: bool = False) -> str:
+        """What `kerascv-tl predict` prints for one image without --output: text, or with `as_json` (--json) the
+        JSON line of earlier releases, kept for the scripts that read it."""
         raise NotImplementedError
 
     def evaluate_saved_model(

@@ -7,13 +7,13 @@ in seconds) and the head's layers are the classifier's, so the exported model is
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import keras
+import numpy as np
 
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
@@ -138,14 +138,39 @@ class ClassificationTask(Task):
             model, class_names, base_dir, config.data.crop_fraction, config.export.top_k, card, version
         )
 
-    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
-        k = min(options.top_k, outputs["class_ids"].shape[-1])
-        names = [n.decode() for n in outputs["class_names"].numpy()[0][:k]]
-        scores = [float(s) for s in outputs["scores"].numpy()[0][:k]]
-        if options.json:
-            print(json.dumps({"image": str(path), "classes": names, "scores": scores}))
-        else:
-            print(f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(names, scores)))
+    def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
+        """Per image: `labels` (the `top_k` most probable class names, best first) and their `scores`.
+
+        Ranked from the served `probabilities` (all classes) rather than the served top-k, so that any k up to
+        the number of classes can be asked for; a stable sort keeps `tf.math.top_k`'s order on ties."""
+        names = card["labels"]
+        probabilities = outputs["probabilities"]
+        k = min(top_k, probabilities.shape[-1])
+        rows = []
+        for image_probabilities in probabilities:
+            best = np.argsort(-image_probabilities, kind="stable")[:k]
+            rows.append(
+                {
+                    "labels": [names[i] for i in best],
+                    "scores": [round(float(image_probabilities[i]), 6) for i in best],
+                }
+            )
+        return rows
+
+    def prediction_columns(self, card: dict, top_k: int) -> list[str]:
+        k = min(top_k, len(card["labels"]))
+        return [f"{kind}_{rank}" for rank in range(1, k + 1) for kind in ("label", "score")]
+
+    def prediction_csv(self, row: dict) -> dict:
+        values = {}
+        for rank, (label, score) in enumerate(zip(row["labels"], row["scores"]), start=1):
+            values[f"label_{rank}"], values[f"score_{rank}"] = label, score
+        return values
+
+    def prediction_line(self, row: dict, as_json: bool = False) -> str:
+        if as_json:
+            return json.dumps({"image": row.get("path"), "classes": row["labels"], "scores": row["scores"]})
+        return f"{row.get('path')}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(row["labels"], row["scores"]))
 
     def evaluate_saved_model(
         self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path, batch_size: int

@@ -8,7 +8,6 @@ global-batch gradient, because the focal and box losses are large while the new 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,41 +138,57 @@ class DetectionTask(Task):
             model, class_names, base_dir, e.score_threshold, e.max_detections, e.iou_threshold, card, version
         )
 
-    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
-        """Prints the boxes (original pixels) and draws them onto a copy of the image in `--output-dir`."""
+    def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
+        """Per image: `num_boxes` and `boxes`, a list of {"label", "score", "box": [x0, y0, x1, y1]} in the
+        original image's pixels (the export's score threshold, NMS and box limit applied), best first."""
+        rows = []
+        for i, count in enumerate(outputs["num_detections"]):
+            n = int(count)
+            boxes = [
+                {"label": name.decode(), "score": round(float(score), 6), "box": [round(float(v), 2) for v in box]}
+                for box, name, score in zip(
+                    outputs["boxes"][i][:n], outputs["class_names"][i][:n], outputs["scores"][i][:n]
+                )
+            ]
+            rows.append({"num_boxes": n, "boxes": boxes})
+        return rows
+
+    def prediction_columns(self, card: dict, top_k: int) -> list[str]:
+        return ["num_boxes", "boxes"]
+
+    def prediction_csv(self, row: dict) -> dict:
+        # One row per image, also for images without boxes; the boxes cell holds the JSONL output's list.
+        return {"num_boxes": row["num_boxes"], "boxes": json.dumps(row["boxes"])}
+
+    def prediction_files(self, row, image_path, name, masks_dir, annotated_dir) -> dict:
+        """Draws the boxes onto a copy of the image: `annotated_dir`/<name>_detections.png."""
+        if annotated_dir is None:
+            return {}
         from PIL import Image, ImageDraw, ImageOps
 
-        n = int(outputs["num_detections"].numpy()[0])
-        boxes = outputs["boxes"].numpy()[0][:n]
-        names = [x.decode() for x in outputs["class_names"].numpy()[0][:n]]
-        scores = outputs["scores"].numpy()[0][:n]
-        with Image.open(path) as opened:
+        with Image.open(image_path) as opened:
             image = ImageOps.exif_transpose(opened).convert("RGB")  # the graph honours EXIF orientation too
         draw = ImageDraw.Draw(image)
-        for (x0, y0, x1, y1), name, score in zip(boxes, names, scores):
+        for found in row["boxes"]:
+            x0, y0, x1, y1 = found["box"]
             draw.rectangle([x0, y0, x1, y1], outline=(230, 40, 40), width=max(2, image.width // 200))
-            draw.text((x0 + 3, y0 + 2), f"{name} {score:.2f}", fill=(230, 40, 40))
-        target = Path(options.output_dir) / f"{path.stem}_detections.png"
+            draw.text((x0 + 3, y0 + 2), f"{found['label']} {found['score']:.2f}", fill=(230, 40, 40))
+        target = Path(annotated_dir) / f"{name}_detections.png"
         with atomic_path(target, suffix=".png") as tmp:
             image.save(tmp)
-        if options.json:
-            print(
-                json.dumps(
-                    {
-                        "image": str(path),
-                        "annotated": str(target),
-                        "detections": [
-                            {
-                                "box_xyxy": [round(float(v), 1) for v in box],
-                                "class": name,
-                                "score": round(float(score), 4),
-                            }
-                            for box, name, score in zip(boxes, names, scores)
-                        ],
-                    }
-                )
-            )
-            return
-        print(f"{path}: {n} detection(s) -> {target}")
-        for box, name, score in zip(boxes, names, scores):
-            print(f"  {name} {score:.3f} at ({box[0]:.0f}, {box[1]:.0f}, {box[2]:.0f}, {box[3]:.0f})")
+        return {"annotated": str(target)}
+
+    def prediction_line(self, row: dict, as_json: bool = False) -> str:
+        boxes = row["boxes"]
+        if as_json:
+            detections = [
+                {"box_xyxy": [round(v, 1) for v in b["box"]], "class": b["label"], "score": round(b["score"], 4)}
+                for b in boxes
+            ]
+            return json.dumps({"image": row.get("path"), "annotated": row.get("annotated"), "detections": detections})
+        where = f" -> {row['annotated']}" if "annotated" in row else ""
+        lines = [f"{row.get('path')}: {row['num_boxes']} detection(s){where}"]
+        for b in boxes:
+            x0, y0, x1, y1 = b["box"]
+            lines.append(f"  {b['label']} {b['score']:.3f} at ({x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f})")
+        return "\n".join(lines)

@@ -11,7 +11,6 @@ macro F1 (`kerascv_tl.evaluation.multi_label`); the export serves that threshold
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -152,33 +151,43 @@ class MultiLabelTask(Task):
             threshold_source=source,
         )
 
-    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
-        probabilities = outputs["probabilities"].numpy()[0]
-        above = outputs["above_threshold"].numpy()[0]
+    def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
+        """Per image: `labels` (the classes at or above the exported `threshold`, most probable first), their
+        `scores`, the `threshold`, and `probabilities` ({class name: probability} for every class, label order).
+        """
         names = card["labels"]
-        order = [i for i in np.argsort(-probabilities, kind="stable") if above[i]]
-        labels, scores = [names[i] for i in order], [float(probabilities[i]) for i in order]
         threshold = float(card.get("export", {}).get("threshold", DEFAULT_THRESHOLD))
-        if options.json:
-            print(
-                json.dumps(
-                    {
-                        "image": str(path),
-                        "labels": labels,
-                        "scores": scores,
-                        "threshold": threshold,
-                        "probabilities": {n: float(p) for n, p in zip(names, probabilities)},
-                    }
-                )
+        rows = []
+        for probabilities, above in zip(outputs["probabilities"], outputs["above_threshold"]):
+            order = [i for i in np.argsort(-probabilities, kind="stable") if above[i]]
+            rows.append(
+                {
+                    "labels": [names[i] for i in order],
+                    "scores": [round(float(probabilities[i]), 6) for i in order],
+                    "threshold": threshold,
+                    "probabilities": {n: round(float(p), 6) for n, p in zip(names, probabilities)},
+                }
             )
-        elif labels:
-            print(f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(labels, scores)))
-        else:
-            best = int(np.argmax(probabilities))
-            print(
-                f"{path}: no label at or above the threshold {threshold:.2f} (highest: {names[best]} "
-                f"{float(probabilities[best]):.3f})"
-            )
+        return rows
+
+    def prediction_columns(self, card: dict, top_k: int) -> list[str]:
+        return ["labels", "threshold"] + [f"score_{name}" for name in card["labels"]]
+
+    def prediction_csv(self, row: dict) -> dict:
+        # ";" joins the labels so that a spreadsheet shows them in one cell; the JSONL output keeps the list.
+        values = {"labels": ";".join(row["labels"]), "threshold": row["threshold"]}
+        values.update({f"score_{name}": p for name, p in row["probabilities"].items()})
+        return values
+
+    def prediction_line(self, row: dict, as_json: bool = False) -> str:
+        path, labels, scores, threshold = row.get("path"), row["labels"], row["scores"], row["threshold"]
+        if as_json:
+            legacy = {"image": path, **{k: row[k] for k in ("labels", "scores", "threshold", "probabilities")}}
+            return json.dumps(legacy)
+        if labels:
+            return f"{path}: " + ", ".join(f"{n} ({s:.3f})" for n, s in zip(labels, scores))
+        best = max(row["probabilities"].items(), key=lambda item: item[1])
+        return f"{path}: no label at or above the threshold {threshold:.2f} (highest: {best[0]} {best[1]:.3f})"
 
     def evaluate_saved_model(
         self, loaded: Any, folder: Path, card: dict, spec: str, out_dir: Path, batch_size: int

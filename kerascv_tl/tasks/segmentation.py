@@ -8,7 +8,6 @@ reported metrics are computed at each image's original size, as the exported Sav
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from kerascv_tl.tasks.base import Task
 from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
 from kerascv_tl.training.fit import steps_per_epoch
 from kerascv_tl.training.optimizers import LearningRate, make_optimizer
+from kerascv_tl.utils.io import atomic_path
 
 if TYPE_CHECKING:
     from kerascv_tl.config import DataConfig, RecipeConfig, TrainConfig
@@ -142,28 +142,65 @@ class SegmentationTask(Task):
     def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
         return export_segmenter(model, class_names, base_dir, config.export.probabilities, card, version)
 
-    def print_prediction(self, path: Path, outputs: dict, card: dict, options: argparse.Namespace) -> None:
-        """Writes a coloured overlay of the class map (original resolution) and prints the class areas."""
+    def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
+        """Per image: `width`, `height`, `class_fractions` ({class name: fraction of the image's pixels} for every
+        class, label order) and `mask`, the class ids as a numpy int32 array [height, width] at the original
+        resolution (files and the CLI's CSV/JSONL leave the array out: it is written as a PNG instead)."""
+        names = card["labels"]
+        rows = []
+        for class_map, height, width in zip(outputs["class_map"], outputs["height"], outputs["width"]):
+            mask = class_map[: int(height), : int(width)]
+            counts = np.bincount(mask.ravel(), minlength=len(names))
+            rows.append(
+                {
+                    "width": int(width),
+                    "height": int(height),
+                    "class_fractions": {n: float(c) / max(mask.size, 1) for n, c in zip(names, counts)},
+                    "mask": mask,
+                }
+            )
+        return rows
+
+    def prediction_columns(self, card: dict, top_k: int) -> list[str]:
+        return ["mask_file", "width", "height"] + [f"fraction_{name}" for name in card["labels"]]
+
+    def prediction_csv(self, row: dict) -> dict:
+        values = {"mask_file": row.get("mask_file", ""), "width": row["width"], "height": row["height"]}
+        values.update({f"fraction_{name}": f for name, f in row["class_fractions"].items()})
+        return values
+
+    def prediction_files(self, row, image_path, name, masks_dir, annotated_dir) -> dict:
+        """`masks_dir`/<name>_mask.png: the class ids as a greyscale PNG (8-bit; 16-bit past 256 classes), and
+        `annotated_dir`/<name>_segmentation.png: the class map coloured over the image."""
+        from PIL import Image
+
         from kerascv_tl.data.decode import read_image_file
         from kerascv_tl.evaluation.segmentation import write_overlay_png
 
-        class_names = card["labels"]
-        height, width = int(outputs["height"].numpy()[0]), int(outputs["width"].numpy()[0])
-        class_map = outputs["class_map"].numpy()[0][:height, :width]
-        target = write_overlay_png(
-            read_image_file(path),
-            class_map,
-            len(class_names),
-            Path(options.output_dir) / f"{path.stem}_segmentation.png",
+        written = {}
+        num_classes = len(row["class_fractions"])
+        if masks_dir is not None:
+            dtype = np.uint8 if num_classes <= 256 else np.uint16
+            target = Path(masks_dir) / f"{name}_mask.png"
+            with atomic_path(target, suffix=".png") as tmp:
+                Image.fromarray(row["mask"].astype(dtype)).save(tmp, format="PNG")
+            written["mask_file"] = str(target)
+        if annotated_dir is not None:
+            target = Path(annotated_dir) / f"{name}_segmentation.png"
+            written["overlay"] = str(write_overlay_png(read_image_file(image_path), row["mask"], num_classes, target))
+        return written
+
+    def prediction_line(self, row: dict, as_json: bool = False) -> str:
+        present = {name: fraction for name, fraction in row["class_fractions"].items() if fraction}
+        if as_json:
+            legacy = {
+                "image": row.get("path"),
+                "overlay": row.get("overlay"),
+                "size": [row["width"], row["height"]],
+                "class_fractions": {name: round(fraction, 4) for name, fraction in present.items()},
+            }
+            return json.dumps(legacy)
+        where = f" -> {row['overlay']}" if "overlay" in row else ""
+        return f"{row.get('path')}: {row['width']}x{row['height']}{where}\n  " + ", ".join(
+            f"{name} {fraction:.1%}" for name, fraction in present.items()
         )
-        counts = np.bincount(class_map.ravel(), minlength=len(class_names))
-        areas = {name: round(float(c) / class_map.size, 4) for name, c in zip(class_names, counts) if c}
-        if options.json:
-            print(
-                json.dumps(
-                    {"image": str(path), "overlay": str(target), "size": [width, height], "class_fractions": areas}
-                )
-            )
-            return
-        print(f"{path}: {width}x{height} -> {target}")
-        print("  " + ", ".join(f"{name} {fraction:.1%}" for name, fraction in areas.items()))
