@@ -8,7 +8,7 @@ phases are skipped (their weights reloaded), an interrupted phase continues from
     RUN/class_names.json       label order              RUN/logs/<phase>/         TensorBoard
     RUN/checkpoints/best.weights.h5   best by monitor   RUN/backup/<phase>/       BackupAndRestore
     RUN/phase_<phase>.done.json + .weights.h5           RUN/model.keras           final (best) model
-    RUN/metrics.json, confusion_matrix.*, *.png, model_card.json                  evaluation
+    RUN/metrics.json, confusion_matrix.*, *.png, model_card.json + .md            evaluation
     RUN/data_check.json        what the data check found and left out
     RUN/backbone.json, distribution.json, timings.json
 """
@@ -125,8 +125,14 @@ class RunFolder:
         return timings
 
     def write_model_card(self, card: dict) -> None:
+        """model_card.json and the same card in Markdown, model_card.md (named after the JSON rather than README.md:
+        a README in a run folder would read as documentation of the folder, and the export's README.md is this
+        page with the export's facts added)."""
+        from kerascv_tl.export.card_markdown import render_model_card
+
         card["training_time_s"] = round(self.training_seconds(), 1)
         atomic_write_json(self / "model_card.json", card)
+        atomic_write_text(self / "model_card.md", render_model_card(card))
 
 
 def default_run_dir(config: RecipeConfig, config_path: str | None) -> Path:

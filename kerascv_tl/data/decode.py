@@ -11,10 +11,19 @@ What it does, for a scalar `tf.string` of encoded image bytes:
   turned upright according to its EXIF orientation tag (phones store photos sideways and tag them);
   the tag is parsed in-graph by `exif_orientation` and applied by `apply_orientation` exactly as
   `PIL.ImageOps.exif_transpose` does.
+* WebP (found by its `RIFF....WEBP` signature) is decoded in its own branch: TensorFlow 2.21's decoder gives
+  a still WebP's own channels (RGB, or RGBA with alpha; `channels=3` fails on RGBA), so alpha is sliced off
+  there. An animated WebP is refused with an InvalidArgumentError before any decoder sees it: TensorFlow
+  decodes animations only as RGBA, and one without the alpha flag in its VP8X header comes back with wrong
+  pixels or corrupts the heap (measured with TF 2.21 and animations written by PIL).
 * PNG, GIF and BMP (and any other format `tf.io.decode_image` knows) go through `tf.io.decode_image`:
   greyscale, greyscale+alpha, RGBA and palette images become RGB (alpha is dropped, as PIL's
   `convert("RGB")` does), and an animated GIF gives its first frame.
 * The result is always `uint8` with static shape `[None, None, 3]`.
+
+The WebP branch calls `tf.io.decode_image` too, not `tf.io.decode_webp`: the same DecodeImage op (whose
+kernel knows WebP) keeps the serving graph's op set unchanged, so an export still loads in a TF Serving
+build that predates the DecodeWebP op; there only WebP requests fail.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import tensorflow as tf
 
 from kerascv_tl.data.errors import ImageDecodeError
 
-__all__ = ["apply_orientation", "decode_image", "exif_orientation", "read_image_file"]
+__all__ = ["apply_orientation", "decode_image", "exif_orientation", "is_animated_webp", "is_webp", "read_image_file"]
 
 # The APP1 Exif segment is looked for in this many leading bytes. An APP segment holds at most
 # 64 KiB and the Exif one normally follows SOI or the JFIF APP0 directly.
@@ -41,6 +50,14 @@ _IFD_ENTRY_BYTES = 12
 
 # Leading bytes of the formats tf.io.decode_image knows; only used to word error messages.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
+# WebP: "RIFF" <4-byte size> "WEBP" <first chunk's FourCC>; an extended file's first chunk is VP8X, whose flags
+# byte (the 21st of the file) has the animation bit 0x02.
+_WEBP_HEADER_BYTES = 21
+_WEBP_ANIMATION_FLAG = 0x02
+ANIMATED_WEBP_MESSAGE = (
+    "an animated WebP: TensorFlow's WebP decoder mis-reads animations, so it is not decoded; save the frame "
+    "you want as a still image (PNG or WebP)"
+)
 
 
 def exif_orientation(image_bytes: tf.Tensor) -> tf.Tensor:
@@ -145,8 +162,32 @@ def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
         return tf.ensure_shape(oriented, [None, None, channels])
 
 
+def _webp_header(image_bytes: tf.Tensor) -> tf.Tensor:
+    """The first 21 bytes as int32 [21], zero-padded: short input reads as zeros instead of failing."""
+    head = tf.io.decode_raw(tf.strings.substr(image_bytes, 0, _WEBP_HEADER_BYTES), tf.uint8)
+    head = tf.concat([tf.cast(head, tf.int32), tf.zeros([_WEBP_HEADER_BYTES], tf.int32)], axis=0)
+    return head[:_WEBP_HEADER_BYTES]
+
+
+def _matches(head: tf.Tensor, offset: int, text: bytes) -> tf.Tensor:
+    return tf.reduce_all(tf.equal(head[offset : offset + len(text)], tf.constant(list(text), tf.int32)))
+
+
+def is_webp(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Scalar tf.string -> bool scalar: the bytes start with a WebP signature ("RIFF" ???? "WEBP")."""
+    head = _webp_header(tf.convert_to_tensor(image_bytes, dtype=tf.string))
+    return _matches(head, 0, b"RIFF") & _matches(head, 8, b"WEBP")
+
+
+def is_animated_webp(image_bytes: tf.Tensor) -> tf.Tensor:
+    """Scalar tf.string -> bool scalar: a WebP whose VP8X header sets the animation flag."""
+    head = _webp_header(tf.convert_to_tensor(image_bytes, dtype=tf.string))
+    animated = tf.not_equal(tf.bitwise.bitwise_and(head[20], _WEBP_ANIMATION_FLAG), 0)
+    return is_webp(image_bytes) & _matches(head, 12, b"VP8X") & animated
+
+
 def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
-    """Scalar tf.string of encoded JPEG/PNG/GIF/BMP -> uint8 [H, W, 3] RGB, static shape [None, None, 3]."""
+    """Scalar tf.string of encoded JPEG/PNG/GIF/BMP/WebP -> uint8 [H, W, 3] RGB, static shape [None, None, 3]."""
     with tf.name_scope("decode_image"):
         image_bytes = tf.convert_to_tensor(image_bytes, dtype=tf.string)
 
@@ -155,10 +196,21 @@ def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
             image = tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE")
             return apply_orientation(image, exif_orientation(image_bytes))
 
+        def decode_webp() -> tf.Tensor:
+            # The assertion runs before the decoder (control dependency): an animation never reaches it.
+            still = tf.debugging.Assert(tf.logical_not(is_animated_webp(image_bytes)), [ANIMATED_WEBP_MESSAGE])
+            with tf.control_dependencies([still]):
+                image = tf.io.decode_image(image_bytes, channels=0, dtype=tf.uint8, expand_animations=False)
+            return image[:, :, :3]
+
         def decode_other() -> tf.Tensor:
             return tf.io.decode_image(image_bytes, channels=3, dtype=tf.uint8, expand_animations=False)
 
-        image = tf.cond(tf.io.is_jpeg(image_bytes), decode_jpeg, decode_other)
+        image = tf.cond(
+            tf.io.is_jpeg(image_bytes),
+            decode_jpeg,
+            lambda: tf.cond(is_webp(image_bytes), decode_webp, decode_other),
+        )
         return tf.ensure_shape(image, [None, None, 3])
 
 
@@ -176,8 +228,8 @@ def decode_file_of_size(path: tf.Tensor, expected_size: tf.Tensor, size_origin: 
 def read_image_file(path: str | os.PathLike) -> np.ndarray:
     """Convenience for Python callers: reads the file with tf.io.read_file and decode_image; on failure raises
     kerascv_tl.data.errors.ImageDecodeError whose message names the file and the problem (e.g. 'empty file',
-    'not a JPEG/PNG/GIF/BMP image', 'truncated or corrupt image data', or a header declaring more than
-    data.max_image_pixels' default, refused before decoding)."""
+    'not a JPEG/PNG/GIF/BMP/WebP image', 'truncated or corrupt image data', an animated WebP, or a header
+    declaring more than data.max_image_pixels' default, refused before decoding)."""
     name = os.fspath(path)
     try:
         contents = tf.io.read_file(name)
@@ -198,7 +250,9 @@ def read_image_file(path: str | os.PathLike) -> np.ndarray:
     except tf.errors.OpError as error:
         # decode_image decides what it can decode; the signature check only words the message.
         if not raw.startswith(_IMAGE_SIGNATURES):
-            problem = "not a JPEG/PNG/GIF/BMP image"
+            problem = "not a JPEG/PNG/GIF/BMP/WebP image"
+        elif ANIMATED_WEBP_MESSAGE in (error.message or ""):
+            raise ImageDecodeError(f"{name}: {ANIMATED_WEBP_MESSAGE}", path=name) from None
         else:
             problem = "truncated or corrupt image data"
         raise ImageDecodeError(f"{name}: {problem} ({_first_line(error)})", path=name) from None

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # The suffixes (lower case) of the image files the readers pick up, in the order VOC looks for an image.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 _EXIF_ORIENTATION_TAG = 0x0112
 
 

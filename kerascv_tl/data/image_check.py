@@ -25,6 +25,8 @@ DECODED_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "GIF": "GIF", "B
 _FORMAT_NAMES = "JPEG, PNG, GIF, BMP or WebP"
 _BMP_UNCOMPRESSED = (0, 3)  # BI_RGB, BI_BITFIELDS; TensorFlow does not decode RLE or embedded JPEG/PNG
 _EXIF_ORIENTATION_TAG = 0x0112
+_WEBP_HEADER_BYTES = 21  # "RIFF" size "WEBP" "VP8X" chunk-size flags: the flags byte is the 21st
+_WEBP_ANIMATION_FLAG = 0x02
 _JPEG_DRAFT_SCALE = 8  # libjpeg's smallest DCT scaling: every coefficient is still read, few are transformed
 _PIL_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _CORRUPT = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, MemoryError)
@@ -34,10 +36,10 @@ def image_problem(path: str | os.PathLike, max_pixels: int) -> tuple[str | None,
     """(reason, None) when the image at `path` is unusable; (None, (width, height)) of the upright image else.
 
     Checked, in this order: a UTF-8 file name, the file exists and is not empty, PIL recognises a format
-    that `decode_image` decodes (JPEG, PNG, GIF, BMP, WebP; not palette or RLE BMPs), the declared width x
-    height is at most `max_pixels`, and the data is whole (JPEG decoded at 1/8 scale, PNG chunk CRCs up to
-    IEND, the others decoded). Greyscale, palette, RGBA, CMYK, 16-bit and animated images are fine:
-    `decode_image` turns them into RGB (the first frame of an animation).
+    that `decode_image` decodes (JPEG, PNG, GIF, BMP, still WebP; not palette or RLE BMPs, not animated
+    WebP), the declared width x height is at most `max_pixels`, and the data is whole (JPEG decoded at 1/8
+    scale, PNG chunk CRCs up to IEND, the others decoded). Greyscale, palette, RGBA, CMYK, 16-bit and animated
+    GIF images are fine: `decode_image` turns them into RGB (the first frame of an animation).
     """
     name = os.fspath(path)
     try:
@@ -59,7 +61,7 @@ def image_problem(path: str | os.PathLike, max_pixels: int) -> tuple[str | None,
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(name) as image:
-                return _check_open_image(image, max_pixels)
+                return _check_open_image(image, max_pixels, name)
         except Image.DecompressionBombError as e:
             # PIL refuses sizes over twice its own limit before we see the header.
             found = _PIL_BOMB_PIXELS.search(str(e))
@@ -88,7 +90,7 @@ def bomb_problem(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_IMAGE_PI
     return _bomb(f"{width}x{height} = {width * height:,} pixels", max_pixels) if width * height > max_pixels else None
 
 
-def _check_open_image(image: Image.Image, max_pixels: int) -> tuple[str | None, tuple[int, int] | None]:
+def _check_open_image(image: Image.Image, max_pixels: int, name: str) -> tuple[str | None, tuple[int, int] | None]:
     kind = DECODED_FORMATS.get(image.format or "")
     if kind is None:
         return f"a {image.format} image; only {_FORMAT_NAMES} images are decoded (convert it to PNG)", None
@@ -103,6 +105,11 @@ def _check_open_image(image: Image.Image, max_pixels: int) -> tuple[str | None, 
             return "a palette BMP: TensorFlow would read its colour indices as grey levels; convert it to PNG", None
         if image.info.get("compression", 0) not in _BMP_UNCOMPRESSED:
             return "a compressed (RLE) BMP, which TensorFlow does not decode; convert it to PNG", None
+    if kind == "WEBP" and _animated_webp(name):
+        return (
+            "an animated WebP: TensorFlow's WebP decoder mis-reads animations, so decode_image refuses them; save "
+            "the frame you want as a still image (PNG or WebP)"
+        ), None
     if kind == "JPEG":
         orientation = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
         if orientation in (5, 6, 7, 8):  # decode_image turns these a quarter turn
@@ -114,6 +121,14 @@ def _check_open_image(image: Image.Image, max_pixels: int) -> tuple[str | None, 
     else:
         image.load()
     return None, (int(width), int(height))
+
+
+def _animated_webp(name: str) -> bool:
+    """The animation flag of the VP8X header, the one `decode_image` refuses by (PIL's `is_animated` counts
+    frames, and a one-frame file with the flag set would pass it)."""
+    with open(name, "rb") as f:
+        head = f.read(_WEBP_HEADER_BYTES)
+    return len(head) == _WEBP_HEADER_BYTES and head[12:16] == b"VP8X" and bool(head[20] & _WEBP_ANIMATION_FLAG)
 
 
 def _bomb(declared: str, max_pixels: int) -> str:

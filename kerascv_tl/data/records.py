@@ -118,8 +118,9 @@ class ImageSource:
                 ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=False)
             # A file that fails to decode here (it passed the data check) is left out and named on stderr.
             return map_skipping_errors(ds, _read_and_decode, lambda path, label: path)
-        import tensorflow_datasets as tfds
+        from kerascv_tl.data.readers.tfds import import_tfds  # the optional tfds extra, only for tfds: sources
 
+        tfds = import_tfds(self.tfds_name)
         ds = tfds.load(
             self.tfds_name,
             split=self.tfds_split,

@@ -1,8 +1,8 @@
-"""SavedModels for TF Serving: the layout BASE/<version>/saved_model.pb + variables/ + model_card.json, the two
-signatures every task exports, and loading an export back.
+"""SavedModels for TF Serving: the layout BASE/<version>/saved_model.pb + variables/ + model_card.json + README.md
+(the same card in Markdown), the two signatures every task exports, and loading an export back.
 
 Signatures (each task documents its outputs in `export/classifier.py`, `detector.py`, `segmenter.py`):
-  serving_default  image_bytes: string [B] (encoded JPEG/PNG/GIF/BMP; TF Serving's REST API accepts
+  serving_default  image_bytes: string [B] (encoded JPEG/PNG/GIF/BMP/WebP; TF Serving's REST API accepts
                    {"b64": ...} for inputs whose name ends in "_bytes")
   serving_images   images: uint8 [B, H, W, 3]
 Both decode/resize in the graph with the functions the evaluation pipeline uses (`kerascv_tl.data.decode`,
@@ -20,7 +20,9 @@ import keras
 import tensorflow as tf
 
 from kerascv_tl.data.decode import decode_image
-from kerascv_tl.utils.io import atomic_directory, atomic_write_json
+from kerascv_tl.export.card import portable_card
+from kerascv_tl.export.card_markdown import render_model_card
+from kerascv_tl.utils.io import atomic_directory, atomic_write_json, atomic_write_text
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGES = "serving_images"
@@ -87,7 +89,8 @@ def write_versioned(
     outputs_doc: list[str],
     details: dict,
 ) -> Path:
-    """Writes the archive and its model card into BASE/<version>/ in one atomic rename."""
+    """Writes the archive and its model card (model_card.json, and README.md in Markdown) into BASE/<version>/ in
+    one atomic rename. The card is made portable (`portable_card`) whoever built it: it leaves this machine."""
     base = Path(base_dir)
     existing = version_dirs(base)
     version = version if version is not None else (int(existing[-1].name) + 1 if existing else 1)
@@ -105,7 +108,9 @@ def write_versioned(
             }
         )
         card.setdefault("labels", list(class_names))
+        card = portable_card(card)
         atomic_write_json(tmp / "model_card.json", card)
+        atomic_write_text(tmp / "README.md", render_model_card(card))
     return base / str(version)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kerascv_tl.backbones import backbone_from_config
+from kerascv_tl.console import device_line
 from kerascv_tl.data.check import apply_on_bad, check_data
 from kerascv_tl.distribute import (
     detach_from_strategy,
@@ -44,9 +45,10 @@ def train(
     output: str | Path | None = None,
     overwrite: bool = False,
     config_path: str | None = None,
-    verbose: int = 2,
+    verbose: int | None = None,
 ) -> tuple[RunFolder, dict]:
-    """Runs the config's recipe in a run folder (resuming an interrupted one); returns (run, metrics)."""
+    """Runs the config's recipe in a run folder (resuming an interrupted one); returns (run, metrics).
+    `verbose` is `model.fit`'s (default: `kerascv_tl.console.keras_verbose()`: a progress bar on a terminal)."""
     started = time.time()
     task = get_task(config.task)
     # set_up and finish are looked up on this module at call time (tests wrap them to look inside a run).
@@ -69,9 +71,10 @@ def train(
             "fine_tune_learning_rate": config.train.fine_tune_learning_rate,
         },
     )
-    log.info(
+    log.debug(
         "strategy %s with %d replica(s): global batch %d", type(strategy).__name__, replicas, config.train.batch_size
     )
+    log.info("%s", device_line(strategy))
     setup = set_up(task, config, run, strategy)
     if replicas > 1 and config.train.sync_batch_norm:
         log.info("BatchNorm statistics over the global batch in %d layer(s)", synchronize_batch_norm(setup.model))
@@ -80,7 +83,7 @@ def train(
     detach_from_strategy(setup.model)
     metrics = finish(task, setup)
     run.write_timings(started)
-    log.info("run finished in %.0f s: %s (%s)", time.time() - started, run.root, task.headline(metrics))
+    log.info("run finished in %.0f s", time.time() - started)  # the CLI prints the folder and the metrics
     discard_worker_run_dir(run.root)
     return run, metrics
 
@@ -90,7 +93,7 @@ def checked_sources(config: RecipeConfig, run: RunFolder) -> tuple[Any, Any]:
     report goes to RUN/data_check.json."""
     started = time.time()
     check = check_data(config)
-    log.info("data check took %.1f s", time.time() - started)
+    log.debug("data check took %.1f s", time.time() - started)
     atomic_write_json(run / "data_check.json", {"on_bad": config.data.on_bad, **check.to_dict()})
     apply_on_bad(check, config.data.on_bad)
     return check.train, check.val
@@ -99,7 +102,7 @@ def checked_sources(config: RecipeConfig, run: RunFolder) -> tuple[Any, Any]:
 def set_up(task: Task, config: RecipeConfig, run: RunFolder, strategy) -> TaskSetup:
     """Checked sources, class names, the task model under the strategy and precision policy: the TaskSetup."""
     train_source, val_source = checked_sources(config, run)
-    log.info("%s", task.describe_data(train_source, val_source))
+    log.debug("%s", task.describe_data(train_source, val_source))
     run.save_class_names(train_source.class_names)
     # The model is built under the config's dtype policy, which is put back afterwards (kerascv_tl/precision.py).
     with strategy.scope(), precision_scope(config.precision):
@@ -124,8 +127,9 @@ def finish(task: Task, setup: TaskSetup) -> dict:
         task.run_summary(setup),
     )
     headline = {k: metrics[k] for k in task.card_metrics if k in metrics}
+    counts = {"train_images": len(setup.train), "val_images": len(setup.val)}
     card = model_card(
-        config, setup.class_names, setup.backbone.info(), task.serving_resize(config), headline, str(run.root)
+        config, setup.class_names, setup.backbone.info(), task.serving_resize(config), headline, str(run.root), counts
     )
     run.write_model_card(card)
     return metrics

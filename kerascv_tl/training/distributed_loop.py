@@ -41,10 +41,12 @@ def fit_multi_worker(
     verbose: int = 2,
     initial_epoch: int = 0,
     steps_per_epoch: int | None = None,
+    shuffle: bool = False,
 ) -> keras.callbacks.History:
     """Trains like `model.fit(x, validation_data=..., ...)` on batched datasets; returns the History.
 
-    Every worker builds the same pipeline; batches are split across workers by DATA auto-sharding.
+    Every worker builds the same pipeline; batches are split across workers by DATA auto-sharding. `shuffle`
+    is accepted for `model.fit`'s signature and, as there, means nothing for a dataset (it comes shuffled).
 
     Long: the loop follows model.fit's callback order step by step.
     """

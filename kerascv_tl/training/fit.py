@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerascv_tl import console
 from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.run_folder import RunFolder
 from kerascv_tl.training.checkpoint import AtomicModelCheckpoint
@@ -75,13 +76,16 @@ def fit_phase(
     val_data: tf.data.Dataset,
     epochs: int,
     train_config: TrainConfig,
-    verbose: int = 2,
+    verbose: int | None = None,
+    about: str = "",
 ) -> bool:
     """Fits one phase with checkpointing, exact resume, early stopping and logs.
 
     Returns False if the phase was already done. A killed phase resumes at the step of its last backup
     (`train.backup_every_steps`, and every epoch end): the interrupted epoch is finished first (a `fit` of
-    its remaining steps), then the remaining epochs.
+    its remaining steps), then the remaining epochs. `verbose` is `model.fit`'s (default:
+    `kerascv_tl.console.keras_verbose()`). One line when it starts ("head: 5 epoch(s), " + `about`) and
+    one for its best epoch at the end.
 
     Long: the resume loop and the callback order that makes a kill between two callbacks safe belong together.
     """
@@ -89,8 +93,11 @@ def fit_phase(
     phase_weights = run / f"phase_{phase}.weights.h5"
     if done.is_file() and phase_weights.is_file():
         load_weights(model, phase_weights)
-        log.info("phase %s already finished in %s; reloaded its weights", phase, run.root)
+        log.info("%s: already finished in %s; reloaded its weights", phase, run.root)
         return False
+    log.info("%s: %d epoch(s)%s", phase, epochs, f", {about}" if about else "")
+    if verbose is None:
+        verbose = console.keras_verbose()
     monitor, mode = train_config.monitor, monitor_mode(train_config.monitor)
     run.best_weights.parent.mkdir(parents=True, exist_ok=True)
     backup = StepBackupAndRestore(run / "backup" / phase, save_freq=train_config.backup_every_steps or "epoch")
@@ -118,6 +125,7 @@ def fit_phase(
     callbacks.append(backup)
     backup.same_state_file = run.best_weights  # an improved epoch's backup copies that file instead of saving again
     fit = fit_function(model)
+    val_data = with_known_length(val_data)
     started = time.time()
     while first_epoch < epochs:
         logged = [(e, v) for e, v in logged_epochs(run, phase, monitor) if e < first_epoch]
@@ -135,6 +143,7 @@ def fit_phase(
             epochs=last_epoch,
             callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,  # each epoch's data comes shuffled by (seed, epoch); Keras cannot shuffle a dataset
         )
         if model.stop_training:
             break
@@ -147,7 +156,39 @@ def fit_phase(
     # Seconds of the invocation that finished the phase (an interrupted phase's earlier part is not counted).
     atomic_write_json(done, {"phase": phase, "epochs": epochs, "seconds": round(time.time() - started, 1)})
     shutil.rmtree(run / "backup" / phase, ignore_errors=True)
+    line = best_epoch_line(run, phase, monitor)
+    if line:
+        log.info("%s", line)
     return True
+
+
+def best_epoch_line(run: RunFolder, phase: str, monitor: str) -> str | None:
+    """The phase's best epoch and value ("head: best epoch 3 of 5, val_loss 0.4123"), and whether an earlier phase
+    did better (the run keeps the best across phases); None before any epoch logged `monitor`."""
+    logged = sorted(logged_epochs(run, phase, monitor))
+    if not logged:
+        return None
+    pick = min if monitor_mode(monitor) == "min" else max
+    epoch, value = pick(logged, key=lambda item: item[1])
+    line = f"{phase}: best epoch {epoch + 1} of {logged[-1][0] + 1}, {monitor} {value:.4f}"
+    overall = best_so_far(run, monitor)
+    if overall is not None and overall != value and pick(overall, value) == overall:
+        line += f" (an earlier phase reached {overall:.4f}: the run keeps that checkpoint)"
+    return line
+
+
+def with_known_length(data: tf.data.Dataset) -> tf.data.Dataset:
+    """`data` with its number of batches declared, counted once where tf.data cannot tell it.
+
+    The image pipelines leave out files that fail to decode (data/tolerant.py), so their length is known only
+    once read; Keras 3.15 then warns "Your input ran out of data; interrupting training" at the end of every
+    fit's first validation pass (keras-team/keras#23360). Validation data is cached (`Task.validation_data`),
+    so counting fills the cache that first pass would have filled, and the later passes read it.
+    """
+    if data.cardinality() >= 0:
+        return data
+    batches = int(data.reduce(np.int64(0), lambda count, _: count + 1))
+    return data.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def save_weights(model: keras.Model, path: Path) -> None:

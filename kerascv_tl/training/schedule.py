@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_schedule(task: Task, setup: TaskSetup, verbose: int = 2) -> None:
-    """Head phase, then (fine_tune) the unfrozen phase; leaves `setup.model` holding the best weights."""
+def run_schedule(task: Task, setup: TaskSetup, verbose: int | None = None) -> None:
+    """Head phase, then (fine_tune) the unfrozen phase; leaves `setup.model` holding the best weights.
+    `verbose` is `model.fit`'s (default: `kerascv_tl.console.keras_verbose()`)."""
     config, train_config = setup.config, setup.config.train
     fine_tune = config.recipe == "fine_tune"
     train_data, val_data = task.training_data(setup), task.validation_data(setup)
@@ -36,7 +37,8 @@ def run_schedule(task: Task, setup: TaskSetup, verbose: int = 2) -> None:
     with setup.strategy.scope():
         task.compile(trained, setup, train_config.learning_rate)
     head_epochs = train_config.head_epochs if fine_tune else train_config.epochs
-    fit_phase(setup.run, "head", trained, head_train, head_val, head_epochs, train_config, verbose)
+    about = f"learning rate {train_config.learning_rate:g}, backbone frozen"
+    fit_phase(setup.run, "head", trained, head_train, head_val, head_epochs, train_config, verbose, about)
     if restore_best(setup.run, trained) and trained is not setup.model:
         # The checkpoint holds the head model's weights; keep it loadable into the whole task model.
         save_weights(setup.model, setup.run.best_weights)
@@ -44,10 +46,15 @@ def run_schedule(task: Task, setup: TaskSetup, verbose: int = 2) -> None:
         return
     with setup.strategy.scope():
         blocks = unfreeze_backbone(setup.model, **parse_unfreeze(train_config.unfreeze))
-        log.info("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
+        log.debug("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
         schedule = warmup_cosine(
             train_config.fine_tune_learning_rate, train_config.epochs, train_config.warmup_epochs, train_data.steps
         )
         task.compile(setup.model, setup, schedule)
-    fit_phase(setup.run, "fine_tune", setup.model, train_data, val_data, train_config.epochs, train_config, verbose)
+    warmup = f"{train_config.warmup_epochs} warmup epoch(s) + " if train_config.warmup_epochs else ""
+    about = f"learning rate {train_config.fine_tune_learning_rate:g} ({warmup}cosine decay)"
+    about += f", {len(blocks)} backbone block(s) unfrozen"
+    fit_phase(
+        setup.run, "fine_tune", setup.model, train_data, val_data, train_config.epochs, train_config, verbose, about
+    )
     restore_best(setup.run, setup.model)

@@ -9,6 +9,7 @@ into an `UnsafeModelError` naming the file. Nothing in the package unpickles: Nu
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 
@@ -22,7 +23,15 @@ class UnsafeModelError(ValueError):
 def load_keras_model(path: str | os.PathLike, compile: bool = False) -> keras.Model:
     """`keras.saving.load_model(path, safe_mode=True)`; a Lambda layer's code is refused with UnsafeModelError."""
     try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        with warnings.catch_warnings():
+            if not compile:
+                # KerasHub task models compile themselves when rebuilt, so Keras offers the file's optimizer state
+                # to a fresh optimizer and warns that it skipped it; without `compile` that state is not wanted.
+                # (Only here: a resumed run's optimizer state must load, and would warn if it did not.)
+                warnings.filterwarnings(
+                    "ignore", message="Skipping variable loading for optimizer", category=UserWarning
+                )
+            return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except ValueError as e:
         if "safe_mode" not in str(e):
             raise

@@ -309,7 +309,7 @@ def test_read_image_file_empty_file(tmp_path):
 def test_read_image_file_text_named_jpg(tmp_path):
     path = tmp_path / "x.jpg"
     path.write_text("this is not an image\n")
-    with pytest.raises(ImageDecodeError, match="not a JPEG/PNG/GIF/BMP image") as info:
+    with pytest.raises(ImageDecodeError, match="not a JPEG/PNG/GIF/BMP/WebP image") as info:
         read_image_file(str(path))
     assert str(path) in str(info.value)
 

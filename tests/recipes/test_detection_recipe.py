@@ -167,8 +167,9 @@ def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detec
     args = ["train", str(RECIPE_DIR / "shapes_detection.yaml"), "--output", str(run_dir)]
     assert main(args + [item for value in overrides for item in ("--set", value)]) == 0
     card = json.loads((run_dir / "model_card.json").read_text())
-    assert card["backbone"]["name"] == str(preset)
-    assert card["backbone"]["weights_source"] == {"kind": "preset", "handle": str(preset), "class": "ResNetBackbone"}
+    # The card names a local preset folder by its name only (no local paths in cards: kerascv_tl/export/card.py).
+    assert card["backbone"]["name"] == preset.name
+    assert card["backbone"]["weights_source"] == {"kind": "preset", "handle": preset.name, "class": "ResNetBackbone"}
     assert main(["export", str(run_dir), "--output", str(tmp_path / "served")]) == 0
     image = sorted((root / "images" / "val").glob("*.png"))[0]
     capsys.readouterr()

@@ -23,7 +23,25 @@ from kerascv_tl.data.readers.class_names import read_class_names
 from kerascv_tl.data.readers.masks import class_table, map_mask_values
 from kerascv_tl.data.records import ImageSource
 
-__all__ = ["TfdsMasks", "network_available", "prepared_tfds_builder", "tfds_segmentation_source", "tfds_source"]
+__all__ = [
+    "TfdsMasks",
+    "import_tfds",
+    "network_available",
+    "prepared_tfds_builder",
+    "tfds_segmentation_source",
+    "tfds_source",
+]
+
+
+def import_tfds(name: str):
+    """`tensorflow_datasets`, imported only where a tfds: source is read: it comes with the optional `tfds` extra."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as e:
+        raise DataError(
+            f"tfds:{name} needs TensorFlow Datasets ({e}): install kerascv-tl[tfds] (pip install 'kerascv-tl[tfds]')"
+        ) from None
+    return tfds
 
 
 def network_available(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 3.0) -> bool:
@@ -37,8 +55,7 @@ def network_available(host: str = "storage.googleapis.com", port: int = 443, tim
 def prepared_tfds_builder(name: str, data_dir: str | None = None):
     """A TFDS builder whose data is prepared (downloading it when there is a network). Offline `tfds.load`
     retries downloads for minutes; this fails in seconds instead, saying what to do."""
-    import tensorflow_datasets as tfds
-
+    tfds = import_tfds(name)
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # DatasetNotFoundError and friends
@@ -81,9 +98,7 @@ class TfdsMasks:
     count: int  # 0 when TFDS has no split metadata
 
     def _builder(self):
-        import tensorflow_datasets as tfds
-
-        return tfds.builder(self.name, data_dir=self.data_dir)
+        return import_tfds(self.name).builder(self.name, data_dir=self.data_dir)
 
     def _pairs(self) -> tf.data.Dataset:
         where = f"tfds:{self.name}[{self.split}] example"
