@@ -104,7 +104,7 @@ def _data(card: dict) -> str:
     if card.get("training_time_s") is not None:
         facts.append(f"{card['training_time_s']} s of training")
     if facts:
-        lines.append(f"- **Training:** {', '.join(facts)}")
+        lines.append(f"- **Run:** {', '.join(facts)}")
     if len(lines) == 2:
         lines.append("Not recorded in this card.")
     return "\n".join(lines)
@@ -143,7 +143,8 @@ def _how_to_use(card: dict, name: str) -> str:
         )
         serving = ""
     else:
-        where = f"path/to/{name}"
+        base = export.get("base_folder") or name  # the folder TF Serving is pointed at; its name is its model name
+        where = f"path/to/{base}"
         intro = (
             f"`{where}` is the model's base folder: the one holding this version folder (`{export.get('version', 1)}`"
             "); TF Serving and kerascv-tl take its highest version."
@@ -151,8 +152,8 @@ def _how_to_use(card: dict, name: str) -> str:
         serving = (
             '\n\nTF Serving\'s REST API takes binary inputs as `{"b64": ...}` for inputs whose name ends in '
             '"_bytes":\n\n```bash\n'
-            f'docker run -p 8501:8501 -v "$PWD/{where}:/models/{name}" -e MODEL_NAME={name} tensorflow/serving\n'
-            f"curl -s http://localhost:8501/v1/models/{name}:predict \\\n"
+            f'docker run -p 8501:8501 -v "$PWD/{where}:/models/{base}" -e MODEL_NAME={base} tensorflow/serving\n'
+            f"curl -s http://localhost:8501/v1/models/{base}:predict \\\n"
             '  -d "{\\"instances\\": [{\\"image_bytes\\": {\\"b64\\": \\"$(base64 -w0 photo.jpg)\\"}}]}"\n```'
         )
     cli = f"```bash\nkerascv-tl predict {where} photo.jpg more_photos/\n```"

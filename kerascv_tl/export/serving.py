@@ -100,6 +100,7 @@ def write_versioned(
         card.setdefault("export", {}).update(
             {
                 "version": version,
+                "base_folder": base.name,  # the model's name in TF Serving's layout (a name, not a local path)
                 "signatures": {
                     SERVING_DEFAULT: {"inputs": {"image_bytes": "string [batch]"}, "outputs": outputs_doc},
                     SERVING_IMAGES: {"inputs": {"images": "uint8 [batch, height, width, 3]"}, "outputs": outputs_doc},

@@ -6,6 +6,7 @@ import keras
 import pytest
 
 from kerascv_tl.backbones import backbone_blocks, pyramid_layer_names
+from kerascv_tl.config import ConfigError
 
 
 def _check_partition(model: keras.Model, groups) -> None:
@@ -126,5 +127,5 @@ def test_pyramid_reports_missing_strides(tiny_backbone):
     model = tiny_backbone("mobilenet_v2").model
     (name,) = pyramid_layer_names(model, (4,)).values()
     assert model.get_layer(name).output.shape[1:3] == (16, 16)
-    with pytest.raises(ValueError, match=r"stride\(s\) \[64\]"):
+    with pytest.raises(ConfigError, match=r"no feature map at stride \[64\]"):
         pyramid_layer_names(model, (8, 64))

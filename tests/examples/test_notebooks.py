@@ -119,7 +119,11 @@ def test_classification_notebook(tmp_path):
 
 @pytest.mark.slow(seconds=60)
 def test_detection_notebook(tmp_path):
-    values = {"IMAGE_SIZE": 64, "EPOCHS": 1, "BATCH_SIZE": 8, "WEIGHTS": weights_for_test()}
+    from kerascv_tl.data.synthetic import write_detection_dataset
+
+    # A smaller dataset than the notebook's own default (48 + 16 images): the steps are what is tested here.
+    data = write_detection_dataset(tmp_path / "shapes_detection", num_train=12, num_val=4, image_size=64)
+    values = {"DATA_DIR": str(data), "IMAGE_SIZE": 64, "EPOCHS": 1, "BATCH_SIZE": 8, "WEIGHTS": weights_for_test()}
     notebook = execute("detection.ipynb", tmp_path, values)
     text = stream_text(notebook)
     assert "NOTEBOOK OK: task=detection" in text
@@ -131,7 +135,10 @@ def test_detection_notebook(tmp_path):
 
 @pytest.mark.slow(seconds=50)
 def test_segmentation_notebook(tmp_path):
-    values = {"IMAGE_SIZE": 64, "EPOCHS": 1, "BATCH_SIZE": 8, "WEIGHTS": weights_for_test()}
+    from kerascv_tl.data.synthetic import write_segmentation_dataset
+
+    data = write_segmentation_dataset(tmp_path / "shapes_segmentation", num_train=12, num_val=4, image_size=64)
+    values = {"DATA_DIR": str(data), "IMAGE_SIZE": 64, "EPOCHS": 1, "BATCH_SIZE": 8, "WEIGHTS": weights_for_test()}
     notebook = execute("segmentation.ipynb", tmp_path, values)
     text = stream_text(notebook)
     assert "NOTEBOOK OK: task=segmentation" in text

@@ -200,7 +200,8 @@ def test_export_writes_a_portable_card_and_its_readme(tmp_path):
     written = json.loads((folder / "model_card.json").read_text())
     assert_portable(written, tmp_path)
     assert written["run_dir"] == "m" and written["config"]["data"]["train"] == "s/train"
-    assert written["export"]["version"] == 1 and written["labels"] == ["a"]
+    assert written["export"]["version"] == 1 and written["export"]["base_folder"] == "m" and written["labels"] == ["a"]
+    assert "kerascv-tl predict path/to/m photo.jpg" in (folder / "README.md").read_text()
     assert (folder / "README.md").read_text() == render_model_card(written)
     assert card["run_dir"] == f"{tmp_path}/runs/m"  # the caller's dict is left as it was
 

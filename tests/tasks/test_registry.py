@@ -28,7 +28,8 @@ def test_every_registered_task_implements_the_interface():
             "headline",
             "serving_resize",
             "export",
-            "print_prediction",
+            "prediction_rows",
+            "prediction_line",
         ):
             assert getattr(type(task), hook) is not getattr(Task, hook), f"{name} does not implement {hook}"
         # evaluate: the base class runs the task's evaluation loop, unless the task overrides it.
