@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kerascv_tl.export.run_export import export_run
+
+__all__ = ["add_parsers", "cmd_evaluate", "cmd_export", "export_run"]
+
 
 def add_parsers(sub, common) -> None:
     p = sub.add_parser(
@@ -21,21 +25,6 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--output", help="model base folder; versions go inside (default: saved_models/<name>)")
     p.add_argument("--version", type=int, help="version number (default: next free)")
     p.set_defaults(func=cmd_export)
-
-
-def export_run(run_dir: str | Path, output: str | Path | None = None, version: int | None = None) -> Path:
-    """Exports a finished run's model as a SavedModel version folder (the task's serving signatures)."""
-    from kerascv_tl.recipes import RunFolder
-    from kerascv_tl.tasks.registry import get_task
-
-    run = RunFolder(run_dir)
-    if not run.is_finished():
-        raise FileNotFoundError(f"{run.root} is not a finished run (no model.keras / metrics.json / model_card.json)")
-    config = run.load_config()
-    card = json.loads((run / "model_card.json").read_text())
-    model = run.load_model()
-    base = Path(output) if output else Path(config.export.dir) / (config.export.name or run.root.name)
-    return get_task(config.task).export(model, run.load_class_names(), base, config, card, version)
 
 
 def cmd_export(args) -> int:

@@ -171,21 +171,14 @@ def load_predictor(path: str | Path) -> Predictor:
 def _run_predictor(run_dir: Path) -> Predictor:
     import tensorflow as tf
 
-    from kerascv_tl.run_folder import RunFolder
-    from kerascv_tl.tasks.registry import get_task
+    from kerascv_tl.export.run_export import export_run
 
-    run = RunFolder(run_dir)
-    if not run.is_finished():
-        raise FileNotFoundError(f"{run.root} is not a finished run (no model.keras / metrics.json / model_card.json)")
-    config = run.load_config()
-    card = json.loads((run / "model_card.json").read_text())
-    model = run.load_model()
     with tempfile.TemporaryDirectory(prefix="kerascv-tl-predict-") as tmp:
         # Loading reads the variables into memory, so the temporary export can go once it is loaded.
-        folder = get_task(config.task).export(model, run.load_class_names(), Path(tmp) / "model", config, card)
+        folder = export_run(run_dir, Path(tmp) / "model")
         loaded = tf.saved_model.load(str(folder))
         card = _read_card(folder)
-    return Predictor(loaded, card, run.root)
+    return Predictor(loaded, card, Path(run_dir))
 
 
 def _read_card(folder: Path) -> dict:
