@@ -14,7 +14,7 @@ $(PY):
 # pyproject.toml holds the ranges; constraints.txt pins the exact versions CI installs within them.
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,tfds]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,tfds,deploy]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -21,6 +21,7 @@ import yaml
 RECIPES = ("feature_extraction", "fine_tune")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+EXPORT_FORMATS = ("savedmodel", "litert", "onnx")
 
 
 class ConfigError(ValueError):
@@ -140,6 +141,17 @@ class ExportConfig:
     max_detections: int = 100  # detection
     iou_threshold: float = 0.5  # detection NMS
     probabilities: bool = False  # segmentation: also return class probabilities at model resolution
+    # What `kerascv-tl export` and `train --export` write: savedmodel (TF Serving, encoded bytes in), litert
+    # (.tflite) and onnx (.onnx), the last two taking pixels at the model's input size (docs/deploy.md)
+    formats: list[str] = field(default_factory=lambda: ["savedmodel"])
+    quantize: str = field(default="none", metadata=_choices("none", "float16", "dynamic", "int8"))  # LiteRT
+    calibration_images: int = 200  # int8: training images the converter calibrates on
+    input_dtype: str = field(default="uint8", metadata=_choices("uint8", "float32"))  # LiteRT/ONNX pixels
+    output_dtype: str = field(default="float32", metadata=_choices("float32", "uint8"))  # uint8: int8 LiteRT only
+    # The SavedModel refuses images whose header declares more pixels (None: data.max_image_pixels) and
+    # requests of more images than max_batch, before decoding anything
+    max_image_pixels: int | None = None
+    max_batch: int = 64
 
 
 @dataclass
@@ -326,6 +338,17 @@ def _validate(config: RecipeConfig, source: str) -> None:
         (config.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate must be positive"),
         (0.0 <= config.head.dropout < 1.0, "head.dropout must be in [0, 1)"),
         (config.export.top_k >= 1, "export.top_k must be at least 1"),
+        (config.export.max_batch >= 1, "export.max_batch must be at least 1"),
+        (config.export.calibration_images >= 1, "export.calibration_images must be at least 1"),
+        ((config.export.max_image_pixels or 1) >= 1, "export.max_image_pixels must be at least 1"),
+        (
+            set(config.export.formats) <= set(EXPORT_FORMATS) and len(config.export.formats) > 0,
+            f"export.formats must be a non-empty list of {', '.join(EXPORT_FORMATS)}",
+        ),
+        (
+            config.export.output_dtype == "float32" or config.export.quantize == "int8",
+            "export.output_dtype uint8 needs export.quantize int8 (only an int8 model has quantized outputs)",
+        ),
     ]
     pre = config.backbone.preprocessing
     if pre is not None:
