@@ -7,8 +7,9 @@ The command-line contract (recipes and docs depend on it):
   kerascv-tl check-data [CONFIG|RECIPE] [--data DIR] [--set key=value ...] [--json]
   kerascv-tl recipes [NAME]
   kerascv-tl evaluate RUN_DIR|SAVED_MODEL --data PATH [--output DIR]
-  kerascv-tl export RUN_DIR [--output DIR]
-  kerascv-tl predict SAVED_MODEL|RUN_DIR PATH... [--output FILE.csv|FILE.jsonl]
+  kerascv-tl export RUN_DIR [--format savedmodel|litert|onnx ...] [--quantize none|float16|dynamic|int8]
+                    [--output DIR] [--verify]
+  kerascv-tl predict SAVED_MODEL|RUN_DIR|FILE.tflite|FILE.onnx PATH... [--output FILE.csv|FILE.jsonl]
   kerascv-tl backbones [--check]
   kerascv-tl demo
 Every command takes -q/--quiet and -v/--verbose. Known problems (bad config, bad data, missing weights, a

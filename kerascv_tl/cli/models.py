@@ -7,7 +7,9 @@ from pathlib import Path
 
 from kerascv_tl.export.run_export import export_run
 
-__all__ = ["add_parsers", "cmd_evaluate", "cmd_export", "export_run"]
+__all__ = ["add_parsers", "cmd_evaluate", "cmd_export", "export_run", "print_exported"]
+
+FORMATS = ("savedmodel", "litert", "onnx")
 
 
 def add_parsers(sub, common) -> None:
@@ -20,18 +22,80 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", parents=[common], help="export a run's model as a SavedModel for TF Serving")
+    p = sub.add_parser("export", parents=[common], help="export a run's model: SavedModel for TF Serving, LiteRT, ONNX")
     p.add_argument("run", help="run folder")
-    p.add_argument("--output", help="model base folder; versions go inside (default: saved_models/<name>)")
-    p.add_argument("--version", type=int, help="version number (default: next free)")
+    p.add_argument(
+        "--format",
+        nargs="+",
+        choices=FORMATS,
+        metavar="FORMAT",
+        help="savedmodel (TF Serving: image bytes in), litert (.tflite) and/or onnx (.onnx): pixels at the model's "
+        "input size in (default: the run's export.formats, savedmodel)",
+    )
+    p.add_argument(
+        "--output",
+        help="model base folder (default: saved_models/<name>); SavedModel versions go inside, LiteRT files "
+        "into <output>_litert/, ONNX into <output>_onnx/",
+    )
+    p.add_argument("--version", type=int, help="SavedModel version number (default: next free)")
+    p.add_argument(
+        "--quantize",
+        choices=("none", "float16", "dynamic", "int8"),
+        help="LiteRT weights/activations (default: the run's export.quantize, none); int8 calibrates on "
+        "export.calibration_images of the run's training images",
+    )
+    p.add_argument("--input-dtype", choices=("uint8", "float32"), help="LiteRT/ONNX pixel input (default uint8)")
+    p.add_argument("--output-dtype", choices=("float32", "uint8"), help="int8 LiteRT outputs (default float32)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="compare each export with the run's Keras model on its validation images and print the agreement",
+    )
+    p.add_argument("--verify-images", type=int, default=200, help="validation images --verify uses (default 200)")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
-    folder = export_run(args.run, args.output, args.version)
-    print(f"exported SavedModel: {folder}")
-    print(f"  saved_model_cli show --dir {folder} --all")
+    from kerascv_tl.export.run_export import ExportedRun, export_run_formats
+
+    run = ExportedRun.load(args.run)
+    written = export_run_formats(
+        run, args.format, args.output, args.version, args.quantize, args.input_dtype, args.output_dtype
+    )
+    print_exported(written)
+    if args.verify:
+        from kerascv_tl.export.verify import verify_export
+
+        for path in written.values():
+            print(verify_line(verify_export(run, path, args.verify_images)))
     return 0
+
+
+def print_exported(written: dict[str, Path]) -> None:
+    for fmt, path in written.items():
+        if fmt == "savedmodel":
+            print(f"exported SavedModel: {path}")
+            print(f"  saved_model_cli show --dir {path} --all")
+        else:
+            kind = "LiteRT" if fmt == "litert" else "ONNX"
+            print(f"exported {kind}: {path} ({path.stat().st_size / 1e6:.1f} MB; card {path.with_suffix('.json')})")
+
+
+def verify_line(figures: dict) -> str:
+    """`--verify`'s line for one export: its figures, fractions as percentages."""
+    shown = []
+    for key, value in figures.items():
+        if key in ("artefact", "format", "images"):
+            continue
+        if key.startswith(("top1", "boxes_matched", "same_box", "pixel", "label_set", "accuracy")):
+            shown.append(f"{key.replace('_', ' ')} {100 * value:.2f}%")
+        elif key == "boxes_reference":
+            shown.append(f"{int(value)} reference boxes")
+        else:
+            shown.append(f"{key.replace('_', ' ')} {value:.2g}")
+    return f"verify {figures['format']} ({figures['artefact']}) on {figures['images']} validation images: " + ", ".join(
+        shown
+    )
 
 
 def cmd_evaluate(args) -> int:

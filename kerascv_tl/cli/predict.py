@@ -11,11 +11,13 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser(
         "predict",
         parents=[common],
-        help="run images through an exported SavedModel or a finished run (classes, labels, boxes or masks)",
+        help="run images through an export (SavedModel, .tflite, .onnx) or a finished run (classes, boxes or masks)",
         description="Predicts every image given: files, folders (searched recursively) and glob patterns. A bad "
         "image is named on stderr and skipped; the exit status is then 2.",
     )
-    p.add_argument("model", help="SavedModel (base or version folder) or a finished run folder (has model.keras)")
+    p.add_argument(
+        "model", help="SavedModel (base or version folder), a .tflite or .onnx export, or a finished run folder"
+    )
     p.add_argument(
         "images",
         nargs="+",

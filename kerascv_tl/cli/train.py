@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from kerascv_tl import console
-from kerascv_tl.cli.models import export_run
+from kerascv_tl.cli.models import export_run, print_exported
+from kerascv_tl.export.run_export import export_run_formats
 
 
 def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
@@ -128,7 +129,7 @@ def cmd_train(args) -> int:
     print(f"run folder: {run.root}")
     print(get_task(config.task).result_line(metrics))
     if args.export and is_chief():  # other workers of a multi-worker run keep no run folder
-        print(f"exported: {export_run(run.root)}")
+        print_exported(export_run_formats(run.root))
     if console.verbosity() >= 0:
         print(f"recipe: {run / 'config.yaml'} (edit and rerun with: kerascv-tl train {run / 'config.yaml'})")
     return 0

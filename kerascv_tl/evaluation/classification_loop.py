@@ -45,7 +45,9 @@ def evaluate_classifier_export(
             f"{source.description}: evaluating a SavedModel needs image files (a folder or CSV); "
             "evaluate the run folder for TFDS data"
         )
-    files = tf.data.Dataset.from_tensor_slices((source.paths, source.labels)).batch(batch_size)
+    files = tf.data.Dataset.from_tensor_slices((source.paths, source.labels)).batch(
+        min(batch_size, int(card.get("export", {}).get("max_batch", batch_size)))
+    )  # the export refuses larger requests
 
     def batches():
         for paths, labels in files:

@@ -77,7 +77,9 @@ def evaluate_multi_label_export(
 ) -> dict:
     """The report of an exported SavedModel at the threshold it serves (the card's), not one tuned here."""
     serve = loaded.signatures["serving_default"]
-    files = tf.data.Dataset.from_tensor_slices((source.paths, source.labels)).batch(batch_size)
+    files = tf.data.Dataset.from_tensor_slices((source.paths, source.labels)).batch(
+        min(batch_size, int(card.get("export", {}).get("max_batch", batch_size)))
+    )  # the export refuses larger requests
     batches = ((tf.map_fn(tf.io.read_file, paths), labels.numpy()) for paths, labels in files)
     y_true, probabilities = predict_multi_label(
         lambda encoded: serve(image_bytes=encoded)["probabilities"].numpy(), batches

@@ -60,6 +60,16 @@ def _summary(card: dict) -> str:
     if card.get("created"):
         text += f" Created {card['created']}."
     export = card.get("export") or {}
+    if export.get("format") in PORTABLE:
+        inputs = export.get("input") or {}
+        text += (
+            f" This is its {PORTABLE[export['format']]} export `{export.get('file', 'model')}` (quantization: "
+            f"{export.get('quantization', 'none')}). It takes {inputs.get('dtype', 'uint8')} RGB pixels "
+            f"[batch, {export.get('image_size')}, {export.get('image_size')}, 3] already resized as described below "
+            "(normalisation is inside) and returns the network's raw outputs; `kerascv_tl.load_predictor` adds the "
+            "decoding, resizing and post-processing. The JSON file of the same name holds these facts for programs."
+        )
+        return text
     if "version" in export:
         text += f" This folder is version {export['version']} of the SavedModel, for TF Serving."
     return text + " `model_card.json` beside this file holds the same facts for programs."
@@ -72,12 +82,20 @@ def _intended_use(card: dict) -> str:
         shown += f" and {len(labels) - LABELS_SHOWN} more (all of them in `model_card.json`)"
     lines = ["## Intended use", "", f"- **Task:** {_task(card)}"]
     lines.append(f"- **Labels ({len(labels)}):** {shown or 'not recorded'}")
-    lines.append(
-        "- **Input:** encoded image bytes of any size (JPEG, PNG, GIF, BMP or still WebP) to `serving_default`, or "
-        "uint8 RGB pixels `[batch, height, width, 3]` to `serving_images`. The graph decodes each image to RGB "
-        "(JPEG EXIF orientation honoured, alpha dropped)"
-        + (f" and resizes it: {_input(card).get('resize')}." if _input(card).get("resize") else ".")
-    )
+    resize = _input(card).get("resize")
+    export = card.get("export") if isinstance(card.get("export"), dict) else {}
+    if export.get("format") in PORTABLE:
+        size, dtype = export.get("image_size"), (export.get("input") or {}).get("dtype", "uint8")
+        lines.append(
+            f"- **Input:** `pixels`, {dtype} RGB `[batch, {size}, {size}, 3]` in [0, 255]: each image decoded to RGB "
+            "(JPEG EXIF orientation honoured, alpha dropped) and resized first" + (f" ({resize})." if resize else ".")
+        )
+    else:
+        lines.append(
+            "- **Input:** encoded image bytes of any size (JPEG, PNG, GIF, BMP or still WebP) to `serving_default`, "
+            "or uint8 RGB pixels `[batch, height, width, 3]` to `serving_images`. The graph decodes each image to "
+            "RGB (JPEG EXIF orientation honoured, alpha dropped)" + (f" and resizes it: {resize}." if resize else ".")
+        )
     outputs = _outputs(card)
     if outputs:
         lines.append(f"- **Outputs:** {', '.join(f'`{o}`' for o in outputs)}")
@@ -135,6 +153,8 @@ def _metrics(card: dict) -> str:
 def _how_to_use(card: dict, name: str) -> str:
     """Three ready-to-paste examples (TF Serving REST, the CLI, Python), each needing the model's folder."""
     export = card.get("export")
+    if isinstance(export, dict) and export.get("format") in PORTABLE:
+        return _how_to_use_portable(export)
     if export is None:
         where = f"path/to/{card.get('run_dir') or name}"
         intro = (
@@ -163,6 +183,32 @@ def _how_to_use(card: dict, name: str) -> str:
         'results = predictor.predict(["photo.jpg", "other.png"])  # one result per image, in order\n```'
     )
     return f"## How to use\n\n{intro}{serving}\n\nFrom the command line:\n\n{cli}\n\nFrom Python:\n\n{python}"
+
+
+def _how_to_use_portable(export: dict) -> str:
+    """The CLI and Python on the file, and the bare runtime for an app (which must prepare the pixels itself)."""
+    where = f"path/to/{export.get('file', 'model')}"
+    size = export.get("image_size")
+    outputs = "\n".join(f"- `{key}`: {doc}" for key, doc in (export.get("outputs") or {}).items())
+    if export.get("format") == "litert":
+        runtime = (
+            "```python\nfrom ai_edge_litert.interpreter import Interpreter\n\n"
+            f'runner = Interpreter(model_path="{where}").get_signature_runner()\n'
+            f"outputs = runner(pixels=pixels)  # uint8 [batch, {size}, {size}, 3]\n```"
+        )
+    else:
+        runtime = (
+            "```python\nimport onnxruntime\n\n"
+            f'session = onnxruntime.InferenceSession("{where}")\n'
+            f'outputs = session.run(None, {{"pixels": pixels}})  # uint8 [batch, {size}, {size}, 3]\n```'
+        )
+    return (
+        "## How to use\n\nWith kerascv-tl (image files in, the same results as the SavedModel's):\n\n"
+        f"```bash\nkerascv-tl predict {where} photo.jpg more_photos/\n```\n\n"
+        f'```python\nimport kerascv_tl\n\nresults = kerascv_tl.load_predictor("{where}").predict(["photo.jpg"])\n```'
+        "\n\nIn an app, with the runtime alone, prepare the pixels as the input section says, then:\n\n"
+        f"{runtime}\n\nOutputs:\n\n{outputs}"
+    )
 
 
 def _limitations(card: dict) -> str:
@@ -272,6 +318,9 @@ def _software(card: dict) -> str:
     return "\n".join(["## Software versions", "", "| package | version |", "| --- | --- |", *rows])
 
 
+PORTABLE = {"litert": "LiteRT (TensorFlow Lite)", "onnx": "ONNX"}
+
+
 def _task(card: dict) -> str:
     return str(card.get("task") or "image").replace("_", "-")
 
@@ -281,7 +330,10 @@ def _input(card: dict) -> dict:
 
 
 def _outputs(card: dict) -> list[str]:
-    signatures = (card.get("export") or {}).get("signatures") or {}
+    export = card.get("export") or {}
+    if export.get("format") in PORTABLE:
+        return [str(name) for name in export.get("outputs") or {}]
+    signatures = export.get("signatures") or {}
     outputs = (signatures.get("serving_default") or {}).get("outputs")
     return [str(o) for o in outputs] if isinstance(outputs, list) else []
 

@@ -1,4 +1,11 @@
-"""SavedModel export of a semantic segmenter: class maps at the original images' size."""
+"""Semantic segmenter export: class maps at the original images' size.
+
+prepare: `resize_image` (stretch to S x S, bilinear, antialiased) and the image's height and width; network:
+the logits [B, S, S, C]; finish: each image's logits back to its own height and width with `class_map_at`
+(the very functions the evaluation uses). Images in one batch may differ in size, so the outputs are
+class_map int32 [B, Hmax, Wmax] (-1 outside each image), height int32 [B], width int32 [B], and with
+`include_probabilities` probabilities float32 [B, S, S, C] (softmax at model resolution).
+"""
 
 from __future__ import annotations
 
@@ -9,44 +16,39 @@ import keras
 import tensorflow as tf
 
 from kerascv_tl.data.transforms import class_map_at, resize_image
-from kerascv_tl.export.serving import serving_archive, write_versioned
+from kerascv_tl.export.savedmodel import write_savedmodel
+from kerascv_tl.export.steps import NetworkFn, ServingSteps
+
+__all__ = ["export_segmenter", "segmenter_details", "segmenter_network", "segmenter_steps"]
 
 
-def export_segmenter(
-    model: keras.Model,
-    class_names: Sequence[str],
-    base_dir: str | Path,
-    include_probabilities: bool = False,
-    card: dict | None = None,
-    version: int | None = None,
-) -> Path:
-    """A semantic segmenter -> BASE/<version>/ with class maps at the ORIGINAL images' size.
-
-    `model` takes float32 pixels [B, S, S, 3] in [0, 255] and returns logits [B, S, S, C]. In the graph,
-    each image is decoded and stretched to S x S with `resize_image`, the network runs once on the whole
-    batch, and each image's logits go back to its own height and width with `class_map_at` (the very
-    functions the evaluation uses). Images in one batch may differ in size, so the outputs are
-    class_map int32 [B, Hmax, Wmax] (-1 outside each image), height int32 [B], width int32 [B], and with
-    `include_probabilities` probabilities float32 [B, S, S, C] (softmax at model resolution).
-
-    Long: the serving functions are closures over the model and the export options.
-    """
+def segmenter_details(model: keras.Model, class_names: Sequence[str], include_probabilities: bool) -> dict:
     size = int(model.input_shape[1])
     num_classes = int(model.output_shape[-1])
     if len(class_names) != num_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {num_classes} outputs")
-    prepared_spec = {
-        "image": tf.TensorSpec([size, size, 3], tf.float32),
-        "height": tf.TensorSpec([], tf.int32),
-        "width": tf.TensorSpec([], tf.int32),
+    return {
+        "image_size": size,
+        "resize": f"stretch to {size}x{size} (bilinear, antialiased); logits resized bilinearly "
+        "to the original size, then argmax",
+        "include_probabilities": bool(include_probabilities),
     }
+
+
+def segmenter_network(model: keras.Model) -> NetworkFn:
+    return lambda pixels: {"logits": tf.cast(model(pixels, training=False), tf.float32)}
+
+
+def segmenter_steps(class_names: Sequence[str], details: dict) -> ServingSteps:
+    """The segmenter's prepare and finish, from the export details (`segmenter_details`)."""
+    size, include_probabilities = int(details["image_size"]), bool(details.get("include_probabilities"))
 
     def prepare(image):
         shape = tf.shape(image)
-        return {"image": resize_image(image, size), "height": shape[0], "width": shape[1]}
+        return {"pixels": resize_image(image, size), "height": shape[0], "width": shape[1]}
 
-    def segment(prepared):
-        logits = tf.cast(model(prepared["image"], training=False), tf.float32)
+    def finish(raw, prepared):
+        logits = raw["logits"]
         heights, widths = prepared["height"], prepared["width"]
         max_height = tf.maximum(tf.reduce_max(heights), 0)  # reduce_max of an empty batch is INT_MIN
         max_width = tf.maximum(tf.reduce_max(widths), 0)
@@ -64,7 +66,6 @@ def export_segmenter(
             result["probabilities"] = tf.nn.softmax(logits, axis=-1)
         return result
 
-    archive = serving_archive(model, prepare, prepared_spec, segment)
     outputs_doc = [
         "class_map (int32 [batch, max height, max width], original pixels, -1 outside the image)",
         "height",
@@ -72,17 +73,33 @@ def export_segmenter(
     ]
     if include_probabilities:
         outputs_doc.append("probabilities (float32 [batch, image_size, image_size, classes], model resolution)")
-    return write_versioned(
-        archive,
-        base_dir,
-        version,
-        card,
-        class_names,
-        outputs_doc,
-        {
-            "image_size": size,
-            "resize": f"stretch to {size}x{size} (bilinear, antialiased); logits resized bilinearly "
-            "to the original size, then argmax",
-            "include_probabilities": bool(include_probabilities),
+    return ServingSteps(
+        image_size=size,
+        prepare=prepare,
+        prepared_spec={
+            "pixels": tf.TensorSpec([size, size, 3], tf.float32),
+            "height": tf.TensorSpec([], tf.int32),
+            "width": tf.TensorSpec([], tf.int32),
         },
+        finish=finish,
+        details=dict(details),
+        outputs_doc=outputs_doc,
+        raw_doc={"logits": "float32 [batch, image_size, image_size, classes]: class logits at model resolution"},
+    )
+
+
+def export_segmenter(
+    model: keras.Model,
+    class_names: Sequence[str],
+    base_dir: str | Path,
+    include_probabilities: bool = False,
+    card: dict | None = None,
+    version: int | None = None,
+    serving_options: dict | None = None,
+) -> Path:
+    """A semantic segmenter (float32 pixels [B, S, S, 3] in [0, 255] -> logits [B, S, S, C]) -> BASE/<version>/
+    with class maps at the ORIGINAL images' size."""
+    steps = segmenter_steps(class_names, segmenter_details(model, class_names, include_probabilities))
+    return write_savedmodel(
+        model, steps, segmenter_network(model), base_dir, class_names, card, version, serving_options
     )

@@ -1,9 +1,11 @@
 """`load_predictor(path).predict(inputs)`: a trained model's results for image files, bytes or arrays.
 
-Every prediction runs through an exported SavedModel's `serving_default` signature (encoded bytes in, the task's
-outputs out), the graph TF Serving runs: decoding, resizing, the network and the task's post-processing
-(top-k, the multi-label threshold, box decoding and NMS in original pixels, class maps at the original size)
-all happen there, and the task turns its outputs into one result dict per image (`Task.prediction_rows`).
+A SavedModel's predictions run through its `serving_default` signature (encoded bytes in, the task's outputs
+out), the graph TF Serving runs: decoding, resizing, the network and the task's post-processing (top-k, the
+multi-label threshold, box decoding and NMS in original pixels, class maps at the original size) all happen
+there, and the task turns its outputs into one result dict per image (`Task.prediction_rows`). A LiteRT
+(.tflite) or ONNX (.onnx) export holds the network only; the same decoding, preparation and post-processing
+functions run eagerly around it (`kerascv_tl.predict.runtimes`), so its results have the same form.
 
 A finished run folder is exported into a temporary folder with the task's own `export` (what
 `kerascv-tl export` writes), loaded, and the folder deleted. That costs the export's seconds (about 7 s for a
@@ -49,23 +51,28 @@ class Predictor:
 
     Attributes: `task` (the task's name: "classification", "multi_label", "detection" or "segmentation"),
     `class_names` (label order), `card` (the export's model card, a dict), `folder` (the SavedModel version
-    folder, or the run folder it was exported from).
+    folder, the run folder it was exported from, or the .tflite / .onnx file), `format` ("savedmodel",
+    "litert" or "onnx").
     """
 
-    def __init__(self, loaded: Any, card: dict, folder: Path):
+    def __init__(self, serving: Any, card: dict, folder: Path):
         from kerascv_tl.tasks.registry import get_task
 
-        self._loaded = loaded  # the signature below needs the loaded object kept alive
-        self._serve = loaded.signatures["serving_default"]
+        self.serving = serving  # encoded images -> the task's outputs (kerascv_tl.predict.runtimes)
         self.card = card
+        self.format = str(card.get("export", {}).get("format", "savedmodel"))
         self.folder = Path(folder)
         self.task = str(card.get("task", "classification"))
         self.class_names = list(card["labels"])
         self.hooks = get_task(self.task)  # the Task: how rows, CSV columns, text and files are made
         self.top_k = int(card.get("export", {}).get("top_k", DEFAULT_TOP_K))
+        self.max_batch = int(card.get("export", {}).get("max_batch") or 1 << 31)
 
     def __repr__(self) -> str:
-        return f"Predictor(task={self.task!r}, classes={len(self.class_names)}, folder={str(self.folder)!r})"
+        return (
+            f"Predictor(task={self.task!r}, classes={len(self.class_names)}, format={self.format!r}, "
+            f"folder={str(self.folder)!r})"
+        )
 
     def predict(self, inputs: Any, batch_size: int = 32, top_k: int | None = None, errors: str = "raise") -> list:
         """One result dict per input, in input order.
@@ -104,6 +111,7 @@ class Predictor:
         """A PredictionResult per input, in order, a batch at a time: the CLI's loop (bad inputs do not stop it)."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = min(batch_size, self.max_batch)  # a SavedModel refuses larger requests (export.max_batch)
         top_k = self.top_k if top_k is None else top_k
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
@@ -147,44 +155,58 @@ class Predictor:
         return outcomes
 
     def _rows(self, encoded: list[bytes], top_k: int) -> list[dict]:
-        import tensorflow as tf
-
-        outputs = self._serve(image_bytes=tf.constant(encoded))
-        return self.hooks.prediction_rows({k: v.numpy() for k, v in outputs.items()}, self.card, top_k)
+        return self.hooks.prediction_rows(self.serving(encoded), self.card, top_k)
 
 
-def load_predictor(path: str | Path) -> Predictor:
-    """A Predictor for an exported SavedModel (base folder: its highest version; or a version folder) or a
-    finished run folder (one with model.keras: exported into a temporary folder first, see the module doc)."""
+def load_predictor(path: str | Path, num_threads: int | None = None) -> Predictor:
+    """A Predictor for an exported SavedModel (base folder: its highest version; or a version folder), a LiteRT
+    .tflite or ONNX .onnx export (its card `<stem>.json` beside it; run with `num_threads`, default all cores),
+    or a finished run folder (one with model.keras: exported into a temporary folder first, see the module doc).
+    """
     import tensorflow as tf
 
     from kerascv_tl.export.serving import latest_version_dir
+    from kerascv_tl.predict.runtimes import SavedModelServing
 
     path = Path(path)
+    if path.suffix in (".tflite", ".onnx"):
+        return _portable_predictor(path, num_threads)
     if (path / "model.keras").is_file():
         return _run_predictor(path)
     folder = latest_version_dir(path)
-    card = _read_card(folder)
-    return Predictor(tf.saved_model.load(str(folder)), card, folder)
+    card = _read_card(folder / "model_card.json")
+    return Predictor(SavedModelServing(tf.saved_model.load(str(folder))), card, folder)
+
+
+def _portable_predictor(path: Path, num_threads: int | None) -> Predictor:
+    from kerascv_tl.predict.runtimes import LiteRTRuntime, OnnxRuntime, PortableServing
+    from kerascv_tl.tasks.registry import get_task
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found")
+    card = _read_card(path.with_suffix(".json"))
+    runtime = (LiteRTRuntime if path.suffix == ".tflite" else OnnxRuntime)(path, num_threads)
+    steps = get_task(card.get("task", "classification")).serving_steps(card["labels"], card.get("export", {}))
+    return Predictor(PortableServing(runtime, steps), card, path)
 
 
 def _run_predictor(run_dir: Path) -> Predictor:
     import tensorflow as tf
 
     from kerascv_tl.export.run_export import export_run
+    from kerascv_tl.predict.runtimes import SavedModelServing
 
     with tempfile.TemporaryDirectory(prefix="kerascv-tl-predict-") as tmp:
         # Loading reads the variables into memory, so the temporary export can go once it is loaded.
         folder = export_run(run_dir, Path(tmp) / "model")
         loaded = tf.saved_model.load(str(folder))
-        card = _read_card(folder)
-    return Predictor(loaded, card, Path(run_dir))
+        card = _read_card(folder / "model_card.json")
+    return Predictor(SavedModelServing(loaded), card, Path(run_dir))
 
 
-def _read_card(folder: Path) -> dict:
+def _read_card(path: Path) -> dict:
     from kerascv_tl.tasks.registry import task_names
 
-    path = folder / "model_card.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; predict reads the task and the labels from the model card")
     card = json.loads(path.read_text())

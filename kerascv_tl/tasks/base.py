@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from kerascv_tl.config import DataConfig, RecipeConfig
     from kerascv_tl.data.epochs import EpochData
     from kerascv_tl.data.problems import ProblemLog
+    from kerascv_tl.export.steps import NetworkFn, ServingSteps
     from kerascv_tl.run_folder import RunFolder
 
 
@@ -162,6 +163,18 @@ class Task:
         """How the serving graph resizes an image, in words (the model card's `input.resize`)."""
         raise NotImplementedError
 
+    def export_steps(
+        self, model: keras.Model, class_names: Sequence[str], config: RecipeConfig, card: dict
+    ) -> tuple[ServingSteps, NetworkFn]:
+        """The task's serving computation for `model` (`kerascv_tl.export.steps`): prepare and finish, built from
+        the export details the config and the card give, and the network. Every export format starts here."""
+        raise NotImplementedError
+
+    def serving_steps(self, class_names: Sequence[str], details: dict) -> ServingSteps:
+        """Prepare and finish rebuilt from an export's details (its model card's `export` section): how
+        `load_predictor` runs a LiteRT or ONNX file with the SavedModel's pre- and post-processing."""
+        raise NotImplementedError
+
     def export(
         self,
         model: keras.Model,
@@ -170,8 +183,26 @@ class Task:
         config: RecipeConfig,
         card: dict,
         version: int | None = None,
+        warmup_images: Sequence[bytes] | None = None,
     ) -> Path:
-        """Writes a TF Serving SavedModel version folder under `base_dir`; returns it."""
+        """Writes a TF Serving SavedModel version folder under `base_dir` (the request limits from
+        `config.export`; `warmup_images`, encoded images for its warm-up file); returns it."""
+        from kerascv_tl.export.savedmodel import write_savedmodel
+
+        steps, network = self.export_steps(model, class_names, config, card)
+        options = {
+            "max_image_pixels": config.export.max_image_pixels or config.data.max_image_pixels,
+            "max_batch": config.export.max_batch,
+        }
+        if warmup_images is not None:
+            options["warmup_images"] = list(warmup_images)
+        return write_savedmodel(model, steps, network, base_dir, class_names, card, version, options)
+
+    def export_agreement(
+        self, reference_rows: list[dict], candidate_rows: list[dict], source: Any, paths: Sequence[str]
+    ) -> dict[str, float]:
+        """How closely an export's result rows follow the Keras model's on the same images (`paths`, files of the
+        validation `source`): the figures `export --verify` prints (`kerascv_tl.evaluation.agreement`)."""
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------------- predict

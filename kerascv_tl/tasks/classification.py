@@ -18,8 +18,9 @@ import numpy as np
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
 from kerascv_tl.data.transforms import eval_transform_description
+from kerascv_tl.evaluation.agreement import label_agreement
 from kerascv_tl.evaluation.classification_loop import evaluate_classifier, evaluate_classifier_export
-from kerascv_tl.export.classifier import export_classifier
+from kerascv_tl.export.classifier import classifier_details, classifier_network, classifier_steps
 from kerascv_tl.precision import resolve_jit_compile
 from kerascv_tl.tasks.base import Task, TaskSetup
 from kerascv_tl.tasks.classifier import classifier, feature_extractor, head_model
@@ -133,10 +134,19 @@ class ClassificationTask(Task):
     def serving_resize(self, config: RecipeConfig) -> str:
         return eval_transform_description(config.data.image_size, config.data.crop_fraction)
 
-    def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
-        return export_classifier(
-            model, class_names, base_dir, config.data.crop_fraction, config.export.top_k, card, version
-        )
+    def export_steps(self, model, class_names, config: RecipeConfig, card):
+        details = classifier_details(model, class_names, config.data.crop_fraction, config.export.top_k)
+        return classifier_steps(class_names, details), classifier_network(model)
+
+    def serving_steps(self, class_names, details):
+        return classifier_steps(class_names, details)
+
+    def export_agreement(self, reference_rows, candidate_rows, source, paths):
+        truths = None
+        if source.paths is not None:
+            by_path = {p: source.class_names[int(i)] for p, i in zip(source.paths, source.labels)}
+            truths = [by_path.get(p) for p in paths]
+        return label_agreement(reference_rows, candidate_rows, truths)
 
     def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
         """Per image: `labels` (the `top_k` most probable class names, best first) and their `scores`.

@@ -17,8 +17,9 @@ import keras
 from kerascv_tl.data.detection_pipeline import detection_dataset
 from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.data.readers import detection_source_from_spec, read_detection_sources
+from kerascv_tl.evaluation.agreement import box_agreement
 from kerascv_tl.evaluation.detection_loop import evaluate_detector
-from kerascv_tl.export.detector import export_detector
+from kerascv_tl.export.detector import detector_details, detector_network, detector_steps
 from kerascv_tl.precision import resolve_jit_compile
 from kerascv_tl.tasks.base import Task
 from kerascv_tl.tasks.detector import detector
@@ -132,11 +133,16 @@ class DetectionTask(Task):
         size = config.data.image_size
         return f"letterbox: longer side to {size}, pad bottom/right to {size}x{size}; boxes map back to original pixels"
 
-    def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
+    def export_steps(self, model, class_names, config: RecipeConfig, card):
         e = config.export
-        return export_detector(
-            model, class_names, base_dir, e.score_threshold, e.max_detections, e.iou_threshold, card, version
-        )
+        details = detector_details(model, e.score_threshold, e.max_detections, e.iou_threshold)
+        return detector_steps(class_names, details), detector_network(model)
+
+    def serving_steps(self, class_names, details):
+        return detector_steps(class_names, details)
+
+    def export_agreement(self, reference_rows, candidate_rows, source, paths):
+        return box_agreement(reference_rows, candidate_rows)
 
     def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
         """Per image: `num_boxes` and `boxes`, a list of {"label", "score", "box": [x0, y0, x1, y1]} in the

@@ -23,7 +23,8 @@ from kerascv_tl.data.multi_label import load_multi_label_sources, multi_label_so
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.data.transforms import eval_transform_description
 from kerascv_tl.evaluation.multi_label_loop import evaluate_multi_label, evaluate_multi_label_export
-from kerascv_tl.export.multi_label_classifier import export_multi_label_classifier
+from kerascv_tl.export.classifier import classifier_network
+from kerascv_tl.export.multi_label_classifier import TUNED, multi_label_details, multi_label_steps
 from kerascv_tl.precision import resolve_jit_compile
 from kerascv_tl.tasks.base import Task
 from kerascv_tl.tasks.classifier import classifier
@@ -134,22 +135,30 @@ class MultiLabelTask(Task):
     def serving_resize(self, config: RecipeConfig) -> str:
         return eval_transform_description(config.data.image_size, config.data.crop_fraction)
 
-    def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
+    def export_steps(self, model, class_names, config: RecipeConfig, card):
         threshold = card.get("metrics", {}).get("threshold")
-        source = "tuned on the validation set: the grid threshold with the highest macro F1"
+        source = TUNED
         if threshold is None:
             log.warning("the run's metrics hold no tuned threshold; the export serves %.2f", DEFAULT_THRESHOLD)
             threshold, source = DEFAULT_THRESHOLD, "default (the run's metrics hold no tuned threshold)"
-        return export_multi_label_classifier(
-            model,
-            class_names,
-            base_dir,
-            float(threshold),
-            config.data.crop_fraction,
-            card,
-            version,
-            threshold_source=source,
+        details = multi_label_details(model, class_names, float(threshold), config.data.crop_fraction, source)
+        return multi_label_steps(class_names, details), classifier_network(model)
+
+    def serving_steps(self, class_names, details):
+        return multi_label_steps(class_names, details)
+
+    def export_agreement(self, reference_rows, candidate_rows, source, paths):
+        """The fraction of images given the same label set, and the largest probability difference."""
+        same = [set(r["labels"]) == set(c["labels"]) for r, c in zip(reference_rows, candidate_rows)]
+        largest = max(
+            (
+                abs(p - c["probabilities"][k])
+                for r, c in zip(reference_rows, candidate_rows)
+                for k, p in r["probabilities"].items()
+            ),
+            default=0.0,
         )
+        return {"label_set_agreement": float(np.mean(same)) if same else 0.0, "max_probability_difference": largest}
 
     def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
         """Per image: `labels` (the classes at or above the exported `threshold`, most probable first), their

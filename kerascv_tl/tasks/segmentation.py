@@ -19,8 +19,9 @@ from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.readers import read_segmentation_sources, segmentation_source_from_spec
 from kerascv_tl.data.segmentation_pipeline import segmentation_dataset
+from kerascv_tl.evaluation.agreement import pixel_agreement
 from kerascv_tl.evaluation.segmentation_loop import evaluate_segmenter
-from kerascv_tl.export.segmenter import export_segmenter
+from kerascv_tl.export.segmenter import segmenter_details, segmenter_network, segmenter_steps
 from kerascv_tl.precision import resolve_jit_compile
 from kerascv_tl.tasks.base import Task
 from kerascv_tl.tasks.segmenter import mean_iou_metric, segmentation_loss, segmenter
@@ -139,8 +140,15 @@ class SegmentationTask(Task):
         size = config.data.image_size
         return f"stretch to {size}x{size} (bilinear, antialiased); logits resized back to the original size"
 
-    def export(self, model, class_names, base_dir, config: RecipeConfig, card, version=None) -> Path:
-        return export_segmenter(model, class_names, base_dir, config.export.probabilities, card, version)
+    def export_steps(self, model, class_names, config: RecipeConfig, card):
+        details = segmenter_details(model, class_names, config.export.probabilities)
+        return segmenter_steps(class_names, details), segmenter_network(model)
+
+    def serving_steps(self, class_names, details):
+        return segmenter_steps(class_names, details)
+
+    def export_agreement(self, reference_rows, candidate_rows, source, paths):
+        return pixel_agreement(reference_rows, candidate_rows)
 
     def prediction_rows(self, outputs, card: dict, top_k: int) -> list[dict]:
         """Per image: `width`, `height`, `class_fractions` ({class name: fraction of the image's pixels} for every

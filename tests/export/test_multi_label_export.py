@@ -73,3 +73,27 @@ def test_served_probabilities_equal_the_keras_model_and_labels_follow_the_thresh
         export_multi_label_classifier(model, CLASSES[:2], tmp_path / "n", 0.5)
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\)"):
         export_multi_label_classifier(model, CLASSES, tmp_path / "n", 1.0)
+
+
+@pytest.mark.slow(seconds=15)
+def test_litert_export_serves_the_same_label_sets(tmp_path):
+    from kerascv_tl.export.classifier import classifier_network
+    from kerascv_tl.export.multi_label_classifier import multi_label_details, multi_label_steps
+    from kerascv_tl.export.portable import write_litert
+    from kerascv_tl.predict import load_predictor
+
+    keras.utils.set_random_seed(0)
+    model = classifier("mobilenet_v2", len(CLASSES), weights="none", image_size=32, activation="sigmoid")
+    root = write_multi_label_dataset(tmp_path / "ml", num_train=1, num_val=6, image_size=40, seed=0)
+    source = read_multi_label_csv(root / "val.csv", class_names=CLASSES)
+    saved = export_multi_label_classifier(model, CLASSES, tmp_path / "m", 0.5, card={"task": "multi_label"})
+    steps = multi_label_steps(CLASSES, multi_label_details(model, CLASSES, 0.5, 0.875, "test"))
+    path = write_litert(
+        model, steps, classifier_network(model), tmp_path / "ml.tflite", {"task": "multi_label"}, CLASSES
+    )
+    expected = load_predictor(saved).predict(source.paths)
+    got = load_predictor(path).predict(source.paths)
+    assert [r["labels"] for r in got] == [r["labels"] for r in expected]
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(list(g["probabilities"].values()), list(e["probabilities"].values()), atol=2e-3)
+    assert json.loads(path.with_suffix(".json").read_text())["export"]["threshold"] == 0.5

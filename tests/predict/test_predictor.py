@@ -97,3 +97,38 @@ def test_a_bad_input_raises_naming_it_or_is_reported_in_its_place(predictor, sha
 def test_a_folder_that_is_not_a_model_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path}: neither a SavedModel"):
         kerascv_tl.load_predictor(tmp_path)
+
+
+@pytest.mark.slow(seconds=25)
+def test_litert_and_onnx_exports_predict_like_the_saved_model(
+    predictor, run_dir, shapes_classification, tmp_path, capsys
+):
+    base = tmp_path / "shapes"
+    assert main(["export", str(run_dir), "--format", "litert", "onnx", "--output", str(base), "--verify"]) == 0
+    printed = capsys.readouterr().out
+    tflite, onnx = (
+        base.with_name("shapes_litert") / "shapes_float32.tflite",
+        base.with_name("shapes_onnx") / "shapes.onnx",
+    )
+    assert f"exported LiteRT: {tflite}" in printed and f"exported ONNX: {onnx}" in printed
+    assert printed.count("top1 agreement 100.00%") == 2  # --verify on the run's validation images, both formats
+    paths = image_files(shapes_classification)
+    from_saved = predictor.predict(paths)
+    for path, fmt in ((tflite, "litert"), (onnx, "onnx")):
+        card = kerascv_tl.load_predictor(path).card
+        assert card["labels"] == CLASSES and card["task"] == "classification"
+        export = card["export"]
+        assert export["format"] == fmt and export["input"]["dtype"] == "uint8" and export["image_size"] == 32
+        assert export["input"]["shape"] == ["batch", 32, 32, 3] and "probabilities" in export["outputs"]
+        rows = kerascv_tl.load_predictor(path).predict(paths, batch_size=4)
+        assert [r["labels"] for r in rows] == [r["labels"] for r in from_saved]
+        # The SavedModel resizes to float pixels; these graphs take them rounded to uint8 (up to half a grey level).
+        # This fixture's head magnifies small feature differences (`spread_scores`), so the rounding moves its scores
+        # by up to 0.011; the like-for-like comparison (same pixels, <= 1e-4) is --verify's, checked above.
+        np.testing.assert_allclose([r["scores"] for r in rows], [r["scores"] for r in from_saved], atol=2e-2)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    rows = kerascv_tl.load_predictor(tflite).predict([paths[0], broken], errors="report")
+    assert rows[0]["labels"] == from_saved[0]["labels"] and str(broken) in rows[1]["path"] and "error" in rows[1]
+    assert main(["predict", str(onnx), str(paths[0])]) == 0
+    assert from_saved[0]["labels"][0] in capsys.readouterr().out
