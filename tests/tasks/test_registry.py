@@ -27,7 +27,9 @@ def test_every_registered_task_implements_the_interface():
             "compile",
             "headline",
             "serving_resize",
-            "export",
+            "export_steps",
+            "serving_steps",
+            "export_agreement",
             "prediction_rows",
             "prediction_line",
         ):
