@@ -78,7 +78,9 @@ def _draw_detections(
             score = float(pred["scores"][i])
             if score < score_threshold:
                 continue
-            x, y, w, h = coco_xywh(pred["boxes"][i])
+            # Drawn clipped to the image: an untrained model's boxes can reach 1e5 pixels out, where matplotlib
+            # fails to render their captions ("raster overflow") even with clip_on.
+            x, y, w, h = _clipped_xywh(pred["boxes"][i], width, height)
             axes.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=PRED_COLOR, linewidth=line_width))
             axes.text(
                 x,
@@ -93,6 +95,13 @@ def _draw_detections(
             )
             num_shown += 1
     return num_truth, num_shown
+
+
+def _clipped_xywh(box: Any, width: int, height: int) -> tuple[float, float, float, float]:
+    x, y, w, h = coco_xywh(box)
+    x1, y1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+    x2, y2 = min(max(x + w, 0.0), width), min(max(y + h, 0.0), height)
+    return x1, y1, x2 - x1, y2 - y1
 
 
 def _check_threshold(score_threshold: Any) -> float:

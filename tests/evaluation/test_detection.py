@@ -290,6 +290,17 @@ def test_plot_detections_draws_gt_green_and_confident_predictions_red(tmp_path, 
     assert "dog 0.10" not in texts
 
 
+def test_boxes_far_outside_the_image_are_drawn_clipped_to_it(tmp_path, figures):
+    # An untrained detector decodes some anchors to boxes 1e5-1e6 pixels wide; matplotlib could not render their
+    # captions there ("raster overflow").
+    prediction = pred([[-9e5, -9e5, 9e5, 9e5], [50.0, -4e5, 4e5, 40.0]], [0.9, 0.8], [0, 1])
+    path = tmp_path / "far.png"
+    plot_detections(IMAGE, None, prediction, CLASSES, path)
+    assert_png(path)
+    red = [r for r in rectangles(figures[0].axes[0]) if r[0] == detection_plots.PRED_COLOR]
+    assert sorted(r[1:] for r in red) == [((0.0, 0.0), 100.0, 80.0), ((50.0, 0.0), 50.0, 40.0)]
+
+
 def test_plot_detections_overwrites_and_accepts_missing_prediction(tmp_path):
     path = tmp_path / "detections.png"
     path.write_bytes(b"old")
