@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 
-.PHONY: install demo lint test bench bench-precision clean
+.PHONY: install demo lint test bench bench-precision bench-export clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: install
 # Float32 vs mixed_bfloat16, XLA off vs on, for two networks (about 4 minutes; behind `precision` and `jit_compile: auto`).
 bench-precision: install
 	$(PY) benchmarks/precision_jit.py
+	$(PY) benchmarks/report.py
+
+# Every export format per task: size, export time, batch-1 latency, --verify agreement (about 15 minutes once the
+# three runs it exports exist in runs/bench_export_formats/; it trains missing ones first).
+bench-export: install
+	$(PY) benchmarks/export_formats.py
 	$(PY) benchmarks/report.py
 
 clean:

@@ -73,6 +73,42 @@ def real_data_rows() -> list[str]:
     return out
 
 
+# export_formats.json: latency columns and agreement figures, in table order
+EXPORT_MS = ("network_ms", "serving_images_ms", "serving_default_ms", "predict_ms")
+AGREEMENT = {
+    "top1_agreement": "top-1",
+    "accuracy_reference": "acc Keras",
+    "accuracy_export": "acc export",
+    "max_probability_difference": "max prob diff",
+    "boxes_matched": "boxes matched",
+    "same_box_count": "same count",
+    "max_score_difference": "max score diff",
+    "pixel_agreement": "pixels",
+}
+
+
+def export_formats_rows() -> list[str]:
+    r = load("export_formats")
+    out = []
+    for task in ("classification", "detection", "segmentation"):
+        if not r or task not in r:
+            continue
+        label = task + (" (briefly trained)" if r[task]["run"]["briefly_trained"] else "")
+        for name, f in r[task]["formats"].items():
+            if "not_offered" in f:
+                out.append(f"| {label} | {name} | not offered (see docs/deploy.md) | | | | | | |")
+                continue
+            if "error" in f:
+                out.append(f"| {label} | {name} | failed: {f['error'][:100]} | | | | | | |")
+                continue
+            ms = " | ".join(f"{f['latency_ms'][k]:.1f}" if k in f.get("latency_ms", {}) else "-" for k in EXPORT_MS)
+            figures = ", ".join(
+                f"{short} {f['agreement'][k]:.3f}" for k, short in AGREEMENT.items() if k in f["agreement"]
+            )
+            out.append(f"| {label} | {name} | {f['size_mb']:.1f} | {f['export_s']:.0f} | {ms} | {figures} |")
+    return out
+
+
 def other_rows() -> list[str]:
     out = []
     if r := load("distribute"):
@@ -116,6 +152,20 @@ def main() -> None:
             "| run | command | validation figures | wall time | peak RSS |",
             "| --- | --- | --- | ---: | ---: |",
             *real,
+            "",
+        ]
+    if export := export_formats_rows():
+        lines += [
+            "## Export formats: size, export time, batch-1 latency (2 threads), agreement with the Keras model",
+            "",
+            "network: the network alone on one prepared uint8 image (LiteRT / ONNX runtime call; SavedModel: the "
+            "same network as a one-endpoint SavedModel); images / bytes: the SavedModel's `serving_images` on that "
+            "image / `serving_default` from the JPEG bytes; predict: `load_predictor(...).predict([jpeg])` end to "
+            "end, every format. Medians, ms.",
+            "",
+            "| task | format | MB | export s | network ms | images ms | bytes ms | predict ms | agreement |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            *export,
             "",
         ]
     if other := other_rows():

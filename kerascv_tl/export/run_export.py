@@ -95,6 +95,10 @@ def export_run_formats(
     unknown = sorted(set(formats) - {"savedmodel", "litert", "onnx"})
     if unknown:
         raise ValueError(f"unknown export format {', '.join(unknown)}: savedmodel, litert or onnx")
+    if quantize == "int8" and "litert" in formats and run.task.litert_int8_refusal:
+        from kerascv_tl.config import ConfigError
+
+        raise ConfigError(f"--quantize int8 is not offered for {run.task.name}: {run.task.litert_int8_refusal}")
     base = run.base(output)
     written: dict[str, Path] = {}
     steps, network = (None, None)

@@ -7,8 +7,8 @@
 
 The SavedModel runs all three in its graph (`serving_archive`). A LiteRT or ONNX graph holds only `network`
 (their graphs cannot decode JPEG bytes, and NMS / per-image resizing are not portable ops), taking the prepared
-pixels as uint8; `load_predictor` on such a file runs `prepare` and `finish` eagerly around it. Both paths call
-the same functions, so switching formats changes the runtime and nothing else. `prepare` and `finish` are
+pixels as uint8; `load_predictor` on such a file runs `prepare` and `finish` (as tf.functions) around it. Both
+paths call the same functions, so switching formats changes the runtime and nothing else. `prepare` and `finish` are
 rebuilt from the export's `details` (recorded in every artefact's model card), `network` needs the model.
 """
 

@@ -2,8 +2,9 @@
 validation images.
 
 Both sides get the same inputs: each image decoded and prepared once (`ServingSteps.prepare`), rounded to the
-uint8 pixels a LiteRT / ONNX graph takes, then the Keras network (reference) and the artefact (candidate) run
-on them, and the same `finish` turns both into the task's outputs and result rows. The task compares the rows
+uint8 pixels a LiteRT / ONNX graph takes (left in float32 for a SavedModel, which decodes the bytes itself and
+does not round), then the Keras network (reference) and the artefact (candidate) run on them, and the same
+`finish` turns both into the task's outputs and result rows. The task compares the rows
 (`Task.export_agreement`: top-1 agreement and probability differences, matched boxes, pixel agreement) and,
 where the validation labels allow, scores both (classification accuracy).
 """
@@ -55,7 +56,11 @@ def verify_export(run: Any, artefact: str | Path, max_images: int = 200) -> dict
             reference_rows += _rows(run, reference, prepared)
             candidate_rows += _rows(run, candidate.serving, prepared)
         else:
-            reference_rows += run.task.prediction_rows(reference(encoded), run.card, len(run.class_names))
+            # A SavedModel decodes the bytes itself and feeds the network float32 pixels, unrounded: so does
+            # its reference, and the figures measure the export rather than uint8 rounding.
+            prepared = reference.prepare(encoded)
+            outputs = {k: v.numpy() for k, v in steps.serve(network)(prepared).items()}
+            reference_rows += run.task.prediction_rows(outputs, run.card, len(run.class_names))
             candidate_rows += run.task.prediction_rows(candidate.serving(encoded), run.card, len(run.class_names))
         used += batch
     figures = run.task.export_agreement(reference_rows, candidate_rows, val, used)

@@ -5,7 +5,7 @@ out), the graph TF Serving runs: decoding, resizing, the network and the task's 
 multi-label threshold, box decoding and NMS in original pixels, class maps at the original size) all happen
 there, and the task turns its outputs into one result dict per image (`Task.prediction_rows`). A LiteRT
 (.tflite) or ONNX (.onnx) export holds the network only; the same decoding, preparation and post-processing
-functions run eagerly around it (`kerascv_tl.predict.runtimes`), so its results have the same form.
+functions run around it (`kerascv_tl.predict.runtimes`), so its results have the same form.
 
 A finished run folder is exported into a temporary folder with the task's own `export` (what
 `kerascv-tl export` writes), loaded, and the folder deleted. That costs the export's seconds (about 7 s for a

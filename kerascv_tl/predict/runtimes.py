@@ -1,5 +1,5 @@
 """The runtimes behind `load_predictor`: a SavedModel's `serving_default`, or a LiteRT / ONNX pixel graph with the
-task's own prepare and finish (`kerascv_tl.export.steps`) run eagerly around it.
+task's own prepare and finish (`kerascv_tl.export.steps`) run around it.
 
 Each runtime maps a list of encoded images to the serving outputs (numpy, batch first) that the task's
 `prediction_rows` reads, so the predictor does not know which format it runs. An image the decoder refuses
@@ -84,11 +84,20 @@ class OnnxRuntime:
 
 class PortableServing:
     """Encoded images -> outputs: decode and `prepare` each image, the pixel graph on the batch, `finish`; the same
-    functions as the SavedModel's graph (`ServingSteps`), eagerly."""
+    functions as the SavedModel's graph (`ServingSteps`), each traced once into a `tf.function` (run op by op, the
+    preparing and the post-processing took several times the network's own time)."""
 
     def __init__(self, runtime: Any, steps: Any):
+        import tensorflow as tf
+
+        from kerascv_tl.data.decode import decode_image
+
         self.runtime = runtime
         self.steps = steps
+        self._prepare_one = tf.function(
+            lambda data: steps.prepare(decode_image(data)), input_signature=[tf.TensorSpec([], tf.string)]
+        )
+        self._finish = tf.function(steps.finish, reduce_retracing=True)
 
     def prepare(self, encoded: Sequence[bytes]) -> dict:
         """The prepared batch (tensors) for encoded images; raises InvalidArgumentError for an undecodable one."""
@@ -96,7 +105,11 @@ class PortableServing:
 
         from kerascv_tl.data.decode import decode_image
 
-        prepared = [self.steps.prepare(decode_image(tf.constant(data))) for data in encoded]
+        try:
+            prepared = [self._prepare_one(tf.constant(data)) for data in encoded]
+        except tf.errors.InvalidArgumentError:
+            # Again op by op, so that the error raised carries the decoder's own message, not the graph's.
+            prepared = [self.steps.prepare(decode_image(tf.constant(data))) for data in encoded]
         return {key: tf.stack([p[key] for p in prepared]) for key in prepared[0]}
 
     def serve_prepared(self, prepared: dict) -> dict[str, np.ndarray]:
@@ -106,7 +119,7 @@ class PortableServing:
         from kerascv_tl.export.steps import pixels_to_uint8
 
         raw = self.runtime(pixels_to_uint8(prepared["pixels"]).numpy())
-        outputs = self.steps.finish({k: tf.constant(v) for k, v in raw.items()}, prepared)
+        outputs = self._finish({k: tf.constant(v) for k, v in raw.items()}, prepared)
         return {k: v.numpy() for k, v in outputs.items()}
 
     def __call__(self, encoded: Sequence[bytes]) -> dict[str, np.ndarray]:

@@ -61,6 +61,8 @@ class Task:
     evaluation_loop: ClassVar[Callable[..., dict]]
     #: The metrics.json keys the model card repeats, in this order.
     card_metrics: ClassVar[tuple[str, ...]] = ()
+    #: Why the task's LiteRT export refuses full-integer int8 (`export.quantize: int8`); None where it is offered.
+    litert_int8_refusal: ClassVar[str | None] = None
 
     # ---------------------------------------------------------------------------------------------- config
 
@@ -74,6 +76,8 @@ class Task:
             value, default = _dotted(config, key), _dotted(defaults, key)
             if value != default:
                 problems.append(f"{key} is not used by {self.name} ({why}); remove it or set it back to {default!r}")
+        if config.export.quantize == "int8" and self.litert_int8_refusal:
+            problems.append(f"export.quantize int8 is not offered for {self.name}: {self.litert_int8_refusal}")
         return problems
 
     # ------------------------------------------------------------------------------------------------ data

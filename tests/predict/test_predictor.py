@@ -104,14 +104,15 @@ def test_litert_and_onnx_exports_predict_like_the_saved_model(
     predictor, run_dir, shapes_classification, tmp_path, capsys
 ):
     base = tmp_path / "shapes"
-    assert main(["export", str(run_dir), "--format", "litert", "onnx", "--output", str(base), "--verify"]) == 0
+    formats = ["savedmodel", "litert", "onnx"]
+    assert main(["export", str(run_dir), "--format", *formats, "--output", str(base), "--verify"]) == 0
     printed = capsys.readouterr().out
     tflite, onnx = (
         base.with_name("shapes_litert") / "shapes_float32.tflite",
         base.with_name("shapes_onnx") / "shapes.onnx",
     )
     assert f"exported LiteRT: {tflite}" in printed and f"exported ONNX: {onnx}" in printed
-    assert printed.count("top1 agreement 100.00%") == 2  # --verify on the run's validation images, both formats
+    assert printed.count("top1 agreement 100.00%") == 3  # --verify on the run's validation images, every format
     paths = image_files(shapes_classification)
     from_saved = predictor.predict(paths)
     for path, fmt in ((tflite, "litert"), (onnx, "onnx")):
