@@ -144,7 +144,7 @@ def test_detection_notebook(tmp_path):
 def test_segmentation_notebook(tmp_path):
     # DATA_DIR stays None: the notebook writes its default synthetic dataset (tracing, not the 48 + 16 small
     # images, is what takes the time on a CPU).
-    values = {"IMAGE_SIZE": 64, "EPOCHS": 1, "BATCH_SIZE": 8, "WEIGHTS": weights_for_test()}
+    values = {"IMAGE_SIZE": 32, "EPOCHS": 1, "BATCH_SIZE": 8, "WEIGHTS": weights_for_test()}
     notebook, workdir = execute("segmentation.ipynb", tmp_path, values)
     text = stream_text(notebook)
     assert "48 training and 16 validation pairs; classes: ['background', 'circle', 'square', 'triangle']" in text
