@@ -97,7 +97,7 @@ class PortableServing:
         self._prepare_one = tf.function(
             lambda data: steps.prepare(decode_image(data)), input_signature=[tf.TensorSpec([], tf.string)]
         )
-        self._finish = tf.function(steps.finish, reduce_retracing=True)
+        self._finish = None  # traced on the first batch, for any batch size (see `_finished`)
 
     def prepare(self, encoded: Sequence[bytes]) -> dict:
         """The prepared batch (tensors) for encoded images; raises InvalidArgumentError for an undecodable one."""
@@ -119,8 +119,17 @@ class PortableServing:
         from kerascv_tl.export.steps import pixels_to_uint8
 
         raw = self.runtime(pixels_to_uint8(prepared["pixels"]).numpy())
-        outputs = self._finish({k: tf.constant(v) for k, v in raw.items()}, prepared)
+        outputs = self._finished({k: tf.constant(v) for k, v in raw.items()}, prepared)
         return {k: v.numpy() for k, v in outputs.items()}
+
+    def _finished(self, raw: dict, prepared: dict) -> dict:
+        import tensorflow as tf
+
+        if self._finish is None:
+            # One trace with the batch dimension left open: a last, smaller batch does not trace again.
+            spec = tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), [raw, prepared])
+            self._finish = tf.function(self.steps.finish, input_signature=spec)
+        return self._finish(raw, prepared)
 
     def __call__(self, encoded: Sequence[bytes]) -> dict[str, np.ndarray]:
         return self.serve_prepared(self.prepare(encoded))
