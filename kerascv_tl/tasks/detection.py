@@ -52,7 +52,7 @@ class DetectionTask(Task):
     card_metrics = ("map_50_95", "map_50", "map_75", "ar_100", "num_images")
     litert_int8_refusal = (
         "8-bit activations through RetinaNet's in-graph box decoding (anchor offsets, exp of the size deltas) "
-        "leave boxes tens of pixels off; use --quantize dynamic or float16 (docs/deploy.md)"
+        "leave boxes tens of pixels off; use --quantize float16 or dynamic and check it with --verify (docs/deploy.md)"
     )
     unused_config_keys = (
         ("data.crop_fraction", "detection letterboxes the whole image"),
