@@ -37,6 +37,21 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
+def alternate(calls: dict, repeats: int, warmups: int) -> dict[str, list[float]]:
+    """{name: seconds per call}: each call run `warmups` times untimed (tracing, first allocations), then the
+    calls in turn for `repeats` rounds, so that load from other processes falls on all of them alike."""
+    for call in calls.values():
+        for _ in range(warmups):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    return times
+
+
 class StepTimer(keras.callbacks.Callback):
     """Seconds between consecutive training-batch ends (input waits included); `steady` drops the first few."""
 

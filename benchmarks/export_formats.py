@@ -52,7 +52,7 @@ from pathlib import Path
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import ROOT, assets, median, write_result
+from common import ROOT, alternate, assets, median, write_result
 
 THREADS = 2
 WARMUPS = 5
@@ -181,15 +181,7 @@ def latency_calls(name: str, path: Path, run: ExportedRun, jpeg: bytes, work: Pa
 
 def time_alternating(calls: dict, repeats: int) -> dict:
     """{key: median ms}: each call warmed up, then the calls in turn, `repeats` rounds."""
-    for call in calls.values():
-        for _ in range(WARMUPS):
-            call()
-    times = {key: [] for key in calls}
-    for _ in range(repeats):
-        for key, call in calls.items():
-            started = time.perf_counter()
-            call()
-            times[key].append(time.perf_counter() - started)
+    times = alternate(calls, repeats, WARMUPS)
     return {key: round(median(values) * 1000, 2) for key, values in times.items()}
 
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import io
 import tempfile
-import time
 from pathlib import Path
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from common import assets, median, mobilenet_v2_weights, write_result
+from common import alternate, assets, median, mobilenet_v2_weights, write_result
 from PIL import Image  # noqa: E402
 
 from kerascv_tl.data.decode import decode_image  # noqa: E402
@@ -95,14 +94,7 @@ def measure(task: str, repeats: int, work: Path) -> dict:
         "keras_predict_decoded": lambda: model.predict(decoded, batch_size=BATCH, verbose=0),
         "traced_predict_step_decoded": lambda: predict_step(decoded_tensor),
     }
-    for call in calls.values():  # tracing and first-call allocation, untimed
-        call(), call()
-    times = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            started = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - started)
+    times = alternate(calls, repeats, warmups=2)  # two untimed calls each: tracing and first-call allocation
     served, predicted = median(times["savedmodel_jpeg_bytes"]), median(times["keras_predict_decoded"])
     floor = median(times["traced_predict_step_decoded"])
     result = {
