@@ -21,7 +21,7 @@ import yaml
 RECIPES = ("feature_extraction", "fine_tune")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-EXPORT_FORMATS = ("savedmodel", "litert", "onnx")
+EXPORT_FORMATS = ("savedmodel", "litert", "onnx", "preset")
 
 
 class ConfigError(ValueError):
@@ -88,6 +88,10 @@ class DataConfig:
     on_bad: str = field(default="skip", metadata=_choices("skip", "fail"))
     root: str | None = None  # dataset root: relative data paths start here; no data path may lead outside it
     max_image_pixels: int = 89_478_485  # larger declared width x height is refused undecoded (PIL's bomb limit)
+    # Train on a subset of the classes (names as the data spells them, case-insensitive), in this order; every other
+    # class's images (classification), boxes (detection) or pixels (segmentation: they become background) are
+    # dropped and counted in the log. None: every class.
+    keep_classes: list[str] | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -97,6 +101,22 @@ class BackboneConfig:
     weights: str = "imagenet"  # imagenet | none | PATH (.weights.h5 / .keras) | KerasHub preset
     preprocessing: PreprocessingConfig | None = None  # overrides the backbone's / sidecar's
     fallback_to_random: bool = False  # missing local weights -> warn and use random init
+
+
+@dataclass
+class ModelConfig:
+    """A whole pretrained task (backbone, neck and heads) as the starting point (kerascv_tl/tasks/presets.py)."""
+
+    # a KerasHub task preset: kaggle://... / hf://... handle, built-in name, or a local preset folder (e.g. one that
+    # `kerascv-tl export RUN --format preset` wrote); None: a new head on `backbone`
+    preset: str | None = None
+    # the preset's class names, for head surgery: coco80 | coco91 | voc21 | a file (YAML/JSON list or one name per
+    # line) | "a,b,c"; None: the preset's metadata.json `class_names`, if any (else every class starts fresh)
+    preset_classes: str | None = None
+    class_map: dict[str, str] = field(default_factory=dict)  # new class -> preset class, where the names differ
+    # head phase of a preset start: false = only the rebuilt class layer trains; true = the heads too (RetinaNet's
+    # box and class towers, the segmenter's decoder); the backbone and neck stay frozen either way
+    train_heads: bool = False
 
 
 @dataclass
@@ -170,6 +190,7 @@ class RecipeConfig:
     output_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
@@ -282,6 +303,14 @@ def _coerce(hint: Any, value: Any, key: str, source: str, metadata: typing.Mappi
         raise errors[-1]
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{key}.", source=source)
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a mapping, got {value!r}")
+        return {
+            _coerce(key_type, k, f"{key} key", source, {}): _coerce(value_type, v, f"{key}[{k!r}]", source, {})
+            for k, v in value.items()
+        }
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -354,6 +383,24 @@ def _validate(config: RecipeConfig, source: str) -> None:
     if pre is not None:
         checks.append((len(pre.mean) == 3 and len(pre.std) == 3, "backbone.preprocessing mean/std need 3 values"))
         checks.append((all(s > 0 for s in pre.std), "backbone.preprocessing.std values must be positive"))
+    keep = config.data.keep_classes
+    if keep is not None:
+        folded = [name.casefold() for name in keep]
+        checks.append((len(keep) > 0, "data.keep_classes must name at least one class (or be left out)"))
+        checks.append((len(set(folded)) == len(folded), f"data.keep_classes names a class twice: {keep}"))
+    if config.model.preset is not None:
+        defaults = RecipeConfig()
+        for section, key in (("backbone", "name"), ("backbone", "weights"), ("backbone", "preprocessing")):
+            changed = getattr(getattr(config, section), key) != getattr(getattr(defaults, section), key)
+            checks.append(
+                (not changed, f"{section}.{key} cannot be set with model.preset: the preset brings its own backbone")
+            )
+        changed = config.head.architecture != defaults.head.architecture
+        checks.append((not changed, "head.architecture cannot be set with model.preset: the preset brings its head"))
+    else:
+        for key in ("preset_classes", "class_map", "train_heads"):
+            changed = getattr(config.model, key) != getattr(ModelConfig(), key)
+            checks.append((not changed, f"model.{key} needs model.preset (it describes the preset's classes)"))
     unfreeze = config.train.unfreeze
     if isinstance(unfreeze, int):
         checks.append((unfreeze >= 0, "train.unfreeze must be 'all', a number of blocks >= 0, or a layer name"))
