@@ -18,14 +18,11 @@ from typing import Any, Union
 
 import yaml
 
+from kerascv_tl.config_checks import ConfigError, check_values
+
 RECIPES = ("feature_extraction", "fine_tune")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-EXPORT_FORMATS = ("savedmodel", "litert", "onnx", "preset")
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the key and the allowed values."""
 
 
 def _choices(*values: str) -> dict:
@@ -254,7 +251,7 @@ def config_from_dict(raw: dict, source: str = "config") -> RecipeConfig:
     """A checked config: every key known and typed, every value in range, and every key the task does not
     use left at its default (`Task.check_config`); `train.monitor: auto` becomes the task's default monitor."""
     config = _build(RecipeConfig, raw, prefix="", source=source)
-    _validate(config, source)
+    check_values(config, source)
     from kerascv_tl.tasks.registry import get_task  # imports the task's module (TensorFlow) only now
 
     task = get_task(config.task)
@@ -351,59 +348,3 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def expand_env(text: str) -> str:
     """Expands `${VAR}` and `${VAR:-default}` (an unset or empty VAR takes the default)."""
     return _ENV.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), text)
-
-
-def _validate(config: RecipeConfig, source: str) -> None:
-    checks = [
-        (config.data.image_size >= 32, "data.image_size must be at least 32"),
-        (0.0 < config.data.crop_fraction <= 1.0, "data.crop_fraction must be in (0, 1]"),
-        (0.0 < config.data.val_fraction < 1.0, "data.val_fraction must be in (0, 1)"),
-        (0.0 < config.data.augment.min_crop_area <= 1.0, "data.augment.min_crop_area must be in (0, 1]"),
-        (config.data.max_image_pixels >= 1, "data.max_image_pixels must be at least 1"),
-        (config.train.batch_size >= 1, "train.batch_size must be at least 1"),
-        (config.train.epochs >= 0, "train.epochs must be at least 0"),
-        (config.train.head_epochs >= 0, "train.head_epochs must be at least 0"),
-        (config.train.learning_rate > 0, "train.learning_rate must be positive"),
-        (config.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate must be positive"),
-        (0.0 <= config.head.dropout < 1.0, "head.dropout must be in [0, 1)"),
-        (config.export.top_k >= 1, "export.top_k must be at least 1"),
-        (config.export.max_batch >= 1, "export.max_batch must be at least 1"),
-        (config.export.calibration_images >= 1, "export.calibration_images must be at least 1"),
-        ((config.export.max_image_pixels or 1) >= 1, "export.max_image_pixels must be at least 1"),
-        (
-            set(config.export.formats) <= set(EXPORT_FORMATS) and len(config.export.formats) > 0,
-            f"export.formats must be a non-empty list of {', '.join(EXPORT_FORMATS)}",
-        ),
-        (
-            config.export.output_dtype == "float32" or config.export.quantize == "int8",
-            "export.output_dtype uint8 needs export.quantize int8 (only an int8 model has quantized outputs)",
-        ),
-    ]
-    pre = config.backbone.preprocessing
-    if pre is not None:
-        checks.append((len(pre.mean) == 3 and len(pre.std) == 3, "backbone.preprocessing mean/std need 3 values"))
-        checks.append((all(s > 0 for s in pre.std), "backbone.preprocessing.std values must be positive"))
-    keep = config.data.keep_classes
-    if keep is not None:
-        folded = [name.casefold() for name in keep]
-        checks.append((len(keep) > 0, "data.keep_classes must name at least one class (or be left out)"))
-        checks.append((len(set(folded)) == len(folded), f"data.keep_classes names a class twice: {keep}"))
-    if config.model.preset is not None:
-        defaults = RecipeConfig()
-        for section, key in (("backbone", "name"), ("backbone", "weights"), ("backbone", "preprocessing")):
-            changed = getattr(getattr(config, section), key) != getattr(getattr(defaults, section), key)
-            checks.append(
-                (not changed, f"{section}.{key} cannot be set with model.preset: the preset brings its own backbone")
-            )
-        changed = config.head.architecture != defaults.head.architecture
-        checks.append((not changed, "head.architecture cannot be set with model.preset: the preset brings its head"))
-    else:
-        for key in ("preset_classes", "class_map", "train_heads"):
-            changed = getattr(config.model, key) != getattr(ModelConfig(), key)
-            checks.append((not changed, f"model.{key} needs model.preset (it describes the preset's classes)"))
-    unfreeze = config.train.unfreeze
-    if isinstance(unfreeze, int):
-        checks.append((unfreeze >= 0, "train.unfreeze must be 'all', a number of blocks >= 0, or a layer name"))
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(f"{source}: {message}")

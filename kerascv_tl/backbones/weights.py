@@ -101,7 +101,8 @@ def resolve_weights(
 
 
 @contextlib.contextmanager
-def _socket_timeout(seconds: float):
+def network_timeout(seconds: float = _NETWORK_TIMEOUT_S):
+    """Bounds each connection attempt inside (a network that drops packets would otherwise hang a download)."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -114,7 +115,7 @@ def _keras_imagenet(spec: BackboneSpec, input_shape) -> ResolvedWeights:
     # Keras' own path: keras.utils.get_file downloads into ~/.keras/models and checks the file's hash.
     # A socket timeout bounds the wait on a network that drops packets instead of refusing them.
     try:
-        with _socket_timeout(_NETWORK_TIMEOUT_S):
+        with network_timeout(_NETWORK_TIMEOUT_S):
             model = spec.builder(input_shape, "imagenet")
     except Exception as e:  # Keras raises a bare Exception for fetch failures
         match = re.search(r"(https?://\S+?)(?::\s|\s|$)", str(e))
@@ -192,7 +193,7 @@ def load_preset(handle: str, image_size: int | None) -> ResolvedWeights:
     import keras_hub
 
     try:
-        with _socket_timeout(_NETWORK_TIMEOUT_S):
+        with network_timeout(_NETWORK_TIMEOUT_S):
             model = keras_hub.models.Backbone.from_preset(handle)
     except (OSError, ConnectionError) as e:
         raise WeightsError(f"cannot load KerasHub preset {handle}: {e.__class__.__name__}: {str(e)[:300]}") from None
@@ -212,12 +213,12 @@ def load_preset(handle: str, image_size: int | None) -> ResolvedWeights:
     ):
         raise WeightsError(f"preset {handle} expects {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
     if shape is not None and shape[0] is None:
-        model = _with_fixed_image_size(model, image_size or DEFAULT_PRESET_IMAGE_SIZE)
+        model = with_fixed_image_size(model, image_size or DEFAULT_PRESET_IMAGE_SIZE)
     source = {"kind": "preset", "handle": handle, "class": type(model).__name__}
     return ResolvedWeights(model, source, _preset_preprocessing(handle))
 
 
-def _with_fixed_image_size(model: keras.Model, image_size: int) -> keras.Model:
+def with_fixed_image_size(model: keras.Model, image_size: int) -> keras.Model:
     """A size-agnostic preset (KerasHub ResNet is saved with image_shape (None, None, 3)) rebuilt at a fixed
     size, so its pyramid levels have static shapes the detection and segmentation heads can plan for."""
     config = {**model.get_config(), "image_shape": (image_size, image_size, 3)}
@@ -233,6 +234,12 @@ def _preset_preprocessing(handle: str) -> Preprocessing | None:
         converter = keras_hub.layers.ImageConverter.from_preset(handle)
     except Exception:  # backbone-only presets carry no image converter
         return None
+    return converter_preprocessing(converter, f"KerasHub image converter of {handle}")
+
+
+def converter_preprocessing(converter, source: str) -> Preprocessing | None:
+    """A KerasHub `ImageConverter`'s pixel normalisation (x * scale + offset) as a `Preprocessing`; None when it
+    has no scale."""
     scale, offset = converter.scale, converter.offset
     if scale is None:
         return None
@@ -243,5 +250,5 @@ def _preset_preprocessing(handle: str) -> Preprocessing | None:
         scale=1.0,
         mean=tuple(-o / s for o, s in zip(offsets, scales)),
         std=tuple(1.0 / s for s in scales),
-        source=f"KerasHub image converter of {handle}",
+        source=source,
     )

@@ -9,7 +9,7 @@ from kerascv_tl.export.run_export import export_run
 
 __all__ = ["add_parsers", "cmd_evaluate", "cmd_export", "export_run", "print_exported"]
 
-FORMATS = ("savedmodel", "litert", "onnx")
+FORMATS = ("savedmodel", "litert", "onnx", "preset")
 
 
 def add_parsers(sub, common) -> None:
@@ -30,12 +30,13 @@ def add_parsers(sub, common) -> None:
         choices=FORMATS,
         metavar="FORMAT",
         help="savedmodel (TF Serving: image bytes in), litert (.tflite) and/or onnx (.onnx): pixels at the model's "
-        "input size in (default: the run's export.formats, savedmodel)",
+        "input size in; preset: a KerasHub preset folder (detection, segmentation) (default: the run's "
+        "export.formats, savedmodel)",
     )
     p.add_argument(
         "--output",
         help="model base folder (default: saved_models/<name>); SavedModel versions go inside, LiteRT files "
-        "into <output>_litert/, ONNX into <output>_onnx/",
+        "into <output>_litert/, ONNX into <output>_onnx/, the preset into <output>_preset/",
     )
     p.add_argument("--version", type=int, help="SavedModel version number (default: next free)")
     p.add_argument(
@@ -64,16 +65,21 @@ def cmd_export(args) -> int:
     )
     print_exported(written)
     if args.verify:
-        from kerascv_tl.export.verify import verify_export
+        from kerascv_tl.export.verify import verify_export, verify_preset
 
-        for path in written.values():
-            print(verify_line(verify_export(run, path, args.verify_images)))
+        for fmt, path in written.items():
+            check = verify_preset if fmt == "preset" else verify_export
+            print(verify_line(check(run, path, args.verify_images)))
     return 0
 
 
 def print_exported(written: dict[str, Path]) -> None:
     for fmt, path in written.items():
-        if fmt == "savedmodel":
+        if fmt == "preset":
+            family = json.loads((path / "metadata.json").read_text())["kerascv_tl"]["keras_hub_task"]
+            print(f"exported KerasHub preset: {path}")
+            print(f"  import kerascv_tl; keras_hub.models.{family}.from_preset({str(path)!r})")
+        elif fmt == "savedmodel":
             print(f"exported SavedModel: {path}")
             print(f"  saved_model_cli show --dir {path} --all")
         else:

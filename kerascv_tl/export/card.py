@@ -35,6 +35,8 @@ CONFIG_PATH_FIELDS = {
     "data.tfds_data_dir": 1,
     "backbone.name": 1,
     "backbone.weights": 1,
+    "model.preset": 1,
+    "model.preset_classes": 2,
     "train.feature_cache_dir": 1,
     "output_dir": 1,
     "export.dir": 1,

@@ -155,6 +155,8 @@ def _how_to_use(card: dict, name: str) -> str:
     export = card.get("export")
     if isinstance(export, dict) and export.get("format") in PORTABLE:
         return _how_to_use_portable(export)
+    if isinstance(export, dict) and export.get("format") == "preset":
+        return _how_to_use_preset(export)
     if export is None:
         where = f"path/to/{card.get('run_dir') or name}"
         intro = (
@@ -208,6 +210,22 @@ def _how_to_use_portable(export: dict) -> str:
         f'```python\nimport kerascv_tl\n\nresults = kerascv_tl.load_predictor("{where}").predict(["photo.jpg"])\n```'
         "\n\nIn an app, with the runtime alone, prepare the pixels as the input section says, then:\n\n"
         f"{runtime}\n\nOutputs:\n\n{outputs}"
+    )
+
+
+def _how_to_use_preset(export: dict) -> str:
+    """KerasHub's loader, a run that starts from the preset, and KerasHub's upload call."""
+    where = f"path/to/{export.get('folder', 'preset')}"
+    size = export.get("image_size")
+    family = export.get("keras_hub_task", "ObjectDetector")
+    return (
+        "## How to use\n\nA KerasHub preset folder. Load it with KerasHub (kerascv-tl's classes register on import):"
+        "\n\n```python\nimport keras_hub\nimport kerascv_tl  # noqa: F401\n\n"
+        f'model = keras_hub.models.{family}.from_preset("{where}")\n'
+        f"outputs = model.predict(pixels)  # RGB in [0, 255], float32 [batch, {size}, {size}, 3]\n```\n\n"
+        "Start another run from it (its class names, in metadata.json, guide the head surgery):\n\n"
+        f"```bash\nkerascv-tl train my_recipe.yaml --set model.preset={where}\n```\n\n"
+        f'Publish it: `keras_hub.upload_preset("kaggle://USER/MODEL/keras/VARIANT", "{where}")` (or an `hf://` URI).'
     )
 
 

@@ -5,6 +5,7 @@ Where each format goes (BASE = `--output`, default `<export.dir>/<export.name or
   savedmodel  BASE/<version>/ (TF Serving's layout)
   litert      BASE_litert/<name>_<float32|float16|dynamic|int8>.tflite + its card <stem>.json
   onnx        BASE_onnx/<name>.onnx + its card <name>.json
+  preset      BASE_preset/ (a KerasHub preset folder: detection and segmentation)
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ class ExportedRun:
         return Path(output) if output else Path(self.config.export.dir) / (self.config.export.name or self.root.name)
 
     def image_paths(self, split: str = "train") -> list[str]:
-        """The run's training (or validation) image files, as its config reads them; [] when they cannot be read
-        here (moved, or a TFDS source)."""
+        """The run's training (or validation) image files, as its config reads them, bad files left out as
+        training left them out; [] when they cannot be read here (moved, or a TFDS source)."""
+        from kerascv_tl.data.problems import ProblemLog
+
         try:
-            train, val = self.task.read_sources(self.config.data, self.config.seed)
+            train, val = self.task.read_sources(self.config.data, self.config.seed, ProblemLog())
         except (OSError, ValueError) as error:
             log.warning("the run's data cannot be read here (%s)", error)
             return []
@@ -92,9 +95,13 @@ def export_run_formats(
     formats = list(formats or e.formats)
     quantize = quantize or e.quantize
     input_dtype, output_dtype = input_dtype or e.input_dtype, output_dtype or e.output_dtype
-    unknown = sorted(set(formats) - {"savedmodel", "litert", "onnx"})
+    unknown = sorted(set(formats) - {"savedmodel", "litert", "onnx", "preset"})
     if unknown:
-        raise ValueError(f"unknown export format {', '.join(unknown)}: savedmodel, litert or onnx")
+        raise ValueError(f"unknown export format {', '.join(unknown)}: savedmodel, litert, onnx or preset")
+    if "preset" in formats and run.task.keras_hub_task is None:
+        from kerascv_tl.config import ConfigError
+
+        raise ConfigError(f"--format preset is not offered for {run.task.name}: its model is not a KerasHub task")
     if quantize == "int8" and "litert" in formats and run.task.litert_int8_refusal:
         from kerascv_tl.config import ConfigError
 
@@ -121,6 +128,12 @@ def export_run_formats(
                 run.model, steps, network, path, run.card, run.class_names, quantize, calibration, input_dtype,
                 output_dtype,
             )  # fmt: skip
+        elif fmt == "preset":
+            from kerascv_tl.export.preset import write_preset
+
+            written[fmt] = write_preset(
+                run.model, base.with_name(f"{base.name}_preset"), run.card, run.class_names, run.task
+            )
         else:
             path = base.with_name(f"{base.name}_onnx") / f"{base.name}.onnx"
             written[fmt] = write_onnx(run.model, steps, network, path, run.card, run.class_names, input_dtype)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KerasRuntime", "verify_export"]
+__all__ = ["KerasRuntime", "verify_export", "verify_preset"]
 
 BATCH = 16
 
@@ -69,3 +69,22 @@ def verify_export(run: Any, artefact: str | Path, max_images: int = 200) -> dict
 
 def _rows(run: Any, serving: Any, prepared: dict) -> list[dict]:
     return run.task.prediction_rows(serving.serve_prepared(prepared), run.card, len(run.class_names))
+
+
+def verify_preset(run: Any, folder: str | Path, max_images: int = 200) -> dict:
+    """A preset export reloaded by KerasHub against `run`'s model: the largest difference of their raw outputs on up
+    to `max_images` validation images, prepared as served."""
+    from kerascv_tl.export.preset import preset_round_trip
+    from kerascv_tl.predict.runtimes import PortableServing
+
+    steps, network = run.task.export_steps(run.model, run.class_names, run.config, run.card)
+    serving = PortableServing(KerasRuntime(network), steps)
+    paths = list(run.image_paths("val"))[:max_images]
+    if not paths:
+        raise FileNotFoundError(f"--verify reads {run.root}'s validation images, and its data gives none here")
+    pixels = [
+        serving.prepare([Path(p).read_bytes() for p in paths[i : i + BATCH]])["pixels"]
+        for i in range(0, len(paths), BATCH)
+    ]
+    difference = preset_round_trip(folder, run.model, run.task, pixels)
+    return {"artefact": str(folder), "format": "preset", "images": len(paths), "max_output_difference": difference}

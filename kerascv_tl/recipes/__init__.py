@@ -7,6 +7,7 @@ folder (`kerascv_tl.run_folder`) that a re-run resumes. The model stays a plain 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from kerascv_tl.export.card import model_card
 from kerascv_tl.precision import precision_scope
 from kerascv_tl.run_folder import RunExistsError, RunFolder, default_run_dir
 from kerascv_tl.tasks.base import Task, TaskSetup
+from kerascv_tl.tasks.presets import start_from_preset
 from kerascv_tl.tasks.registry import get_task
 from kerascv_tl.training.fit import seed_everything
 from kerascv_tl.training.schedule import run_schedule
@@ -105,11 +107,30 @@ def set_up(task: Task, config: RecipeConfig, run: RunFolder, strategy) -> TaskSe
     log.debug("%s", task.describe_data(train_source, val_source))
     run.save_class_names(train_source.class_names)
     # The model is built under the config's dtype policy, which is put back afterwards (kerascv_tl/precision.py).
+    start = None
     with strategy.scope(), precision_scope(config.precision):
-        backbone = backbone_from_config(config)
-        model = task.build_model(config, backbone, train_source.class_names)
+        if config.model.preset is not None:
+            model, backbone, start = start_from_preset(config, task.keras_hub_task, train_source.class_names)
+        else:
+            backbone = backbone_from_config(config)
+            model = task.build_model(config, backbone, train_source.class_names)
     atomic_write_json(run / "backbone.json", backbone.info())
-    return TaskSetup(config, run, train_source, val_source, backbone, model, strategy)
+    setup = TaskSetup(config, run, train_source, val_source, backbone, model, strategy, start)
+    if start is not None:
+        evaluate_start(task, setup)
+    return setup
+
+
+def evaluate_start(task: Task, setup: TaskSetup) -> None:
+    """Evaluates a preset start before any training step (RUN/epoch_0/: the task's metrics and pictures), so the
+    run shows what the preset and the head surgery bought; a resumed run reads the figures back."""
+    out = setup.run / "epoch_0"
+    if not (out / "metrics.json").is_file():
+        log.info("evaluating the preset start before training (epoch 0)")
+        task.evaluate(setup.model, setup.val, setup.config, out, setup.class_names, setup.config.train.batch_size)
+    metrics = json.loads((out / "metrics.json").read_text())
+    setup.start.epoch_0 = {k: metrics[k] for k in task.card_metrics if k in metrics}
+    log.info("epoch 0 (preset start): %s", task.headline(metrics))
 
 
 def finish(task: Task, setup: TaskSetup) -> dict:

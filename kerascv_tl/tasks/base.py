@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from kerascv_tl.data.problems import ProblemLog
     from kerascv_tl.export.steps import NetworkFn, ServingSteps
     from kerascv_tl.run_folder import RunFolder
+    from kerascv_tl.tasks.presets import PresetStart
 
 
 @dataclass
@@ -41,6 +42,7 @@ class TaskSetup:
     backbone: Backbone
     model: keras.Model
     strategy: tf.distribute.Strategy
+    start: PresetStart | None = None  # set when the model started from a task preset (`model.preset`)
 
     @property
     def class_names(self) -> list[str]:
@@ -63,6 +65,9 @@ class Task:
     card_metrics: ClassVar[tuple[str, ...]] = ()
     #: Why the task's LiteRT export refuses full-integer int8 (`export.quantize: int8`); None where it is offered.
     litert_int8_refusal: ClassVar[str | None] = None
+    #: The KerasHub task family (`keras_hub.models.<name>`) whose presets can start a run (`model.preset`) and that
+    #: `export --format preset` writes; None where the task's model is not a KerasHub task.
+    keras_hub_task: ClassVar[str | None] = None
 
     # ---------------------------------------------------------------------------------------------- config
 
@@ -76,6 +81,13 @@ class Task:
             value, default = _dotted(config, key), _dotted(defaults, key)
             if value != default:
                 problems.append(f"{key} is not used by {self.name} ({why}); remove it or set it back to {default!r}")
+        if self.keras_hub_task is None:
+            if config.model.preset is not None:
+                problems.append(f"model.preset is not offered for {self.name}: its model is not a KerasHub task")
+            if "preset" in config.export.formats:
+                problems.append(
+                    f"export format preset is not offered for {self.name}: its model is not a KerasHub task"
+                )
         if config.export.quantize == "int8" and self.litert_int8_refusal:
             problems.append(f"export.quantize int8 is not offered for {self.name}: {self.litert_int8_refusal}")
         return problems
@@ -142,12 +154,15 @@ class Task:
 
     def run_summary(self, setup: TaskSetup) -> dict:
         """Facts about the run that metrics.json carries beside the task's figures (no wall times)."""
-        return {
+        summary = {
             "recipe": setup.config.recipe,
             "task": self.name,
             "backbone": setup.backbone.name,
             "num_train_images": len(setup.train),
         }
+        if setup.start is not None:
+            summary["start"] = setup.start.summary()
+        return summary
 
     def headline(self, metrics: dict) -> str:
         """The metrics in a few words, for logs (e.g. "accuracy 0.9120")."""

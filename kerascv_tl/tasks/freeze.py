@@ -68,6 +68,33 @@ def unfreeze_backbone(model: keras.Model, top_blocks: int | None = None, from_la
     return [name for name, _ in blocks[start:]]
 
 
+def train_only(model: keras.Model, layers: list[keras.layers.Layer]) -> None:
+    """Freezes every layer of `model` except `layers` (and what they hold).
+
+    Keras 3 passes `trainable` down to every sublayer and collects nothing under a frozen layer, so the layers on
+    the way to each kept layer stay trainable themselves while all their other sublayers are frozen."""
+    keep = {id(layer) for layer in layers}
+
+    def visit(layer: keras.layers.Layer) -> bool:
+        if id(layer) in keep:
+            layer.trainable = True
+            return True
+        children = list(layer._flatten_layers(include_self=False, recursive=False))
+        inside = [visit(child) for child in children]
+        if any(inside):
+            layer.trainable = True  # sets every sublayer trainable: freeze the others again
+            for child, holds in zip(children, inside):
+                if not holds:
+                    child.trainable = False
+                elif id(child) not in keep:
+                    visit(child)
+            return True
+        layer.trainable = False
+        return False
+
+    visit(model)
+
+
 def freeze_batch_norm(layer: keras.layers.Layer) -> None:
     for sub in layer._flatten_layers(include_self=True, recursive=True):
         if isinstance(sub, keras.layers.BatchNormalization):

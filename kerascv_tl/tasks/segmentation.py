@@ -56,6 +56,7 @@ class SegmentationTask(Task):
     default_monitor = "val_mean_iou"
     evaluation_loop = staticmethod(evaluate_segmenter)
     card_metrics = ("miou", "per_class_iou", "pixel_accuracy", "fw_iou", "num_images")
+    keras_hub_task = "ImageSegmenter"
     unused_config_keys = (
         ("data.crop_fraction", "the whole image is resized to image_size"),
         ("data.cache", "segmentation decodes each epoch"),

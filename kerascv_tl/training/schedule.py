@@ -2,7 +2,9 @@
 
 Phase "head": the backbone is frozen and the task's new layers train at `train.learning_rate` (for
 `train.epochs` epochs with the feature_extraction recipe, `train.head_epochs` with fine_tune), on images or on
-whatever smaller model and data the task's `head_phase` hook returns (classification's cached embeddings).
+whatever smaller model and data the task's `head_phase` hook returns (classification's cached embeddings). A run
+that starts from a task preset (`model.preset`) trains only the rebuilt class layer here, or with
+`model.train_heads` everything but the backbone (`kerascv_tl.tasks.presets.freeze_for_head_phase`).
 The best head checkpoint is then loaded. Phase "fine_tune" (fine_tune recipe only): the top `train.unfreeze`
 backbone blocks train too (BatchNorm stays in inference mode), at `train.fine_tune_learning_rate` with linear
 warmup then cosine decay. The best checkpoint by `train.monitor` across both phases is what the run keeps.
@@ -14,7 +16,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kerascv_tl.tasks.freeze import freeze_backbone, parse_unfreeze, unfreeze_backbone
+from kerascv_tl.tasks.freeze import parse_unfreeze, unfreeze_backbone
+from kerascv_tl.tasks.presets import freeze_for_head_phase
 from kerascv_tl.training.fit import fit_phase, restore_best, save_weights
 from kerascv_tl.training.optimizers import warmup_cosine
 
@@ -31,7 +34,7 @@ def run_schedule(task: Task, setup: TaskSetup, verbose: int | None = None) -> No
     fine_tune = config.recipe == "fine_tune"
     train_data, val_data = task.training_data(setup), task.validation_data(setup)
     with setup.strategy.scope():
-        freeze_backbone(setup.model)
+        freeze_for_head_phase(setup.model, setup.start)
     # Outside the strategy's scope: a task may run the frozen backbone here (classification's feature cache).
     trained, head_train, head_val = task.head_phase(setup, train_data, val_data)
     with setup.strategy.scope():
@@ -45,6 +48,8 @@ def run_schedule(task: Task, setup: TaskSetup, verbose: int | None = None) -> No
     if not fine_tune:
         return
     with setup.strategy.scope():
+        if setup.start is not None:
+            setup.model.trainable = True  # the neck and heads a preset start kept frozen; the backbone follows
         blocks = unfreeze_backbone(setup.model, **parse_unfreeze(train_config.unfreeze))
         log.debug("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
         schedule = warmup_cosine(

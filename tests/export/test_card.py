@@ -121,7 +121,7 @@ def test_no_string_field_of_the_config_brings_a_local_path(tmp_path):
     # Every free string of the config set to an absolute path: the table, or the scrub behind it, catches each
     # one, so a path field added to the config later cannot leak either.
     config = local_config(tmp_path)
-    sections = [config, config.data, config.backbone, config.head, config.train, config.export]
+    sections = [config, config.data, config.backbone, config.model, config.head, config.train, config.export]
     for section in sections:
         for f in dataclasses.fields(section):
             if "str" in str(f.type) and "choices" not in f.metadata:

@@ -176,3 +176,54 @@ def test_keras_hub_resnet_preset_folder_trains_and_exports_through_the_cli(detec
     assert main(["predict", str(tmp_path / "served"), str(image), "--json", "--output-dir", str(tmp_path / "out")]) == 0
     assert len(json.loads(capsys.readouterr().out.strip())["detections"]) == 5
     assert (tmp_path / "out" / f"{image.stem}_detections.png").exists()
+
+
+@pytest.mark.slow(seconds=25)
+def test_preset_export_reloads_equal_and_starts_a_run_where_the_first_ended(detection_run, tmp_path, capsys):
+    import keras_hub
+    import numpy as np
+
+    run, metrics, root = detection_run
+    folder = tmp_path / "det_preset"
+    capsys.readouterr()
+    assert main(["export", str(run.root), "--format", "preset", "--output", str(tmp_path / "det"), "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert f"exported KerasHub preset: {folder}" in out
+    difference = float(out.split("max output difference ")[1].split()[0])
+    assert difference <= 1e-5, out
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["class_names"] == run.load_class_names() and meta["kerascv_tl"]["task"] == "detection"
+    assert "from_preset" in (folder / "README.md").read_text()
+
+    reloaded = keras_hub.models.ObjectDetector.from_preset(str(folder))
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    expected, got = run.load_model().predict(pixels, verbose=0), reloaded.predict(pixels, verbose=0)
+    for key in ("boxes", "confidence", "labels", "num_detections"):
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-5)
+
+    # Same classes, same validation data: before any training step the preset start scores what the run scored.
+    config = load_config(
+        None,
+        [
+            "task=detection",
+            "recipe=feature_extraction",
+            "data.format=coco",
+            "data.image_size=64",
+            f"data.train={root}/annotations/instances_train.json",
+            f"data.val={root}/annotations/instances_val.json",
+            f"data.image_root={root}/images/train",
+            f"data.val_image_root={root}/images/val",
+            f"model.preset={folder}",
+            "train.batch_size=8",
+            "train.epochs=1",
+            "train.early_stopping_patience=0",
+        ],
+    )
+    second, second_metrics = train(config, output=tmp_path / "second", verbose=0)
+    epoch_0 = json.loads((second.root / "epoch_0" / "metrics.json").read_text())
+    assert epoch_0["map_50_95"] == pytest.approx(metrics["map_50_95"], abs=1e-6)
+    start = second_metrics["start"]
+    assert start["epoch_0"]["map_50"] == epoch_0["map_50"] and start["fresh_classes"] == []
+    assert start["matched_classes"] == {name: name for name in run.load_class_names()}
+    card = json.loads((second.root / "model_card.json").read_text())
+    assert card["backbone"]["weights_source"]["kind"] == "task_preset"
