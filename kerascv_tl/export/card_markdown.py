@@ -70,6 +70,11 @@ def _summary(card: dict) -> str:
             "decoding, resizing and post-processing. The JSON file of the same name holds these facts for programs."
         )
         return text
+    if export.get("format") == "preset":
+        text += (
+            f" This folder is its KerasHub preset (`keras_hub.models.{export.get('keras_hub_task')}.from_preset`), "
+            "for training on or loading in Keras; `metadata.json` holds its class names."
+        )
     if "version" in export:
         text += f" This folder is version {export['version']} of the SavedModel, for TF Serving."
     return text + " `model_card.json` beside this file holds the same facts for programs."
@@ -84,7 +89,13 @@ def _intended_use(card: dict) -> str:
     lines.append(f"- **Labels ({len(labels)}):** {shown or 'not recorded'}")
     resize = _input(card).get("resize")
     export = card.get("export") if isinstance(card.get("export"), dict) else {}
-    if export.get("format") in PORTABLE:
+    if export.get("format") == "preset":
+        size = export.get("image_size")
+        lines.append(
+            f"- **Input:** float32 RGB pixels `[batch, {size}, {size}, 3]` in [0, 255] (the normalisation is the "
+            "model's first layer), each image resized first" + (f" ({resize})." if resize else ".")
+        )
+    elif export.get("format") in PORTABLE:
         size, dtype = export.get("image_size"), (export.get("input") or {}).get("dtype", "uint8")
         lines.append(
             f"- **Input:** `pixels`, {dtype} RGB `[batch, {size}, {size}, 3]` in [0, 255]: each image decoded to RGB "
