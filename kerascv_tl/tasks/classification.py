@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from kerascv_tl.data.keep_classes import keep_classes
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
 from kerascv_tl.data.transforms import eval_transform_description
@@ -89,7 +90,11 @@ class ClassificationTask(Task):
         return read_classification_sources(data_config, seed, problems)
 
     def read_eval_source(self, spec, config: RecipeConfig, class_names):
-        return read_classification_source(spec, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
+        if config.data.keep_classes is None:
+            return read_classification_source(spec, class_names, config.data.tfds_val_split, config.data.tfds_data_dir)
+        # The data holds more classes than the run: read them all, keep the run's (in the run's order).
+        source = read_classification_source(spec, None, config.data.tfds_val_split, config.data.tfds_data_dir)
+        return keep_classes(source, class_names)
 
     def describe_data(self, train, val) -> str:
         return (

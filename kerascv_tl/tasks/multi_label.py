@@ -43,6 +43,7 @@ class MultiLabelTask(Task):
     default_monitor = "val_pr_auc"
     card_metrics = ("map", "macro_f1", "micro_f1", "macro_precision", "macro_recall", "threshold", "num_examples")
     unused_config_keys = (
+        ("data.keep_classes", "a multi-label CSV names its classes; drop the columns from the CSV instead"),
         ("data.image_root", "COCO detection images"),
         ("data.val_image_root", "COCO detection images"),
         ("data.classes", "class names are the CSV's distinct labels"),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.files import split_records, stratified_split
+from kerascv_tl.data.keep_classes import keep_classes
 from kerascv_tl.data.mask_records import SegmentationSource
 from kerascv_tl.data.problems import ProblemLog
 from kerascv_tl.data.readers.class_names import read_class_names
@@ -94,16 +95,17 @@ def read_classification_sources(
         "problems": problems,
         "root": getattr(data_config, "root", None),
     }
+    keep = getattr(data_config, "keep_classes", None)
     train = classification_source_from_spec(data_config.train, tfds_split=data_config.tfds_train_split, **kwargs)
     if data_config.val:
         val = classification_source_from_spec(
             data_config.val, class_names=train.class_names, tfds_split=data_config.tfds_val_split, **kwargs
         )
-        return train, val
+        return keep_classes(train, keep), keep_classes(val, keep)
     if train.tfds_name is not None:
         val = tfds_source(train.tfds_name, data_config.tfds_val_split, data_config.tfds_data_dir)
-        return train, val
-    return stratified_split(train, data_config.val_fraction, seed)
+        return keep_classes(train, keep), keep_classes(val, keep)
+    return stratified_split(keep_classes(train, keep), data_config.val_fraction, seed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -131,6 +133,7 @@ def detection_source_from_spec(
         source = pennfudan_source(spec, problems=problems)
     else:
         raise DataError(f"{spec}: set data.format to coco, voc, yolo or pennfudan for detection (got {fmt!r})")
+    source = keep_classes(source, getattr(data_config, "keep_classes", None))
     if class_names is not None and list(source.class_names) != list(class_names):
         raise DataError(f"{spec}: classes {source.class_names} differ from the training classes {class_names}")
     return source
@@ -169,6 +172,13 @@ def segmentation_source_from_spec(
     """`tfds:NAME[:SPLIT]` (or `data.format` tfds), a Penn-Fudan folder (`pennfudan`) or a folder with images/
     and masks/ (`auto`, `folder`, `masks`) -> source. A TFDS spec without a split reads `tfds_split`, or else
     `data.tfds_train_split`."""
+    source = _segmentation_source(spec, data_config, problems, tfds_split)
+    return keep_classes(source, getattr(data_config, "keep_classes", None))
+
+
+def _segmentation_source(
+    spec: str, data_config: DataConfig, problems: ProblemLog | None, tfds_split: str | None
+) -> SegmentationSource:
     fmt = getattr(data_config, "format", "auto")
     if spec.startswith("tfds:") or fmt == "tfds":
         name, _, split = spec.removeprefix("tfds:").partition(":")
