@@ -98,7 +98,7 @@ def export_run_formats(
     unknown = sorted(set(formats) - {"savedmodel", "litert", "onnx", "preset"})
     if unknown:
         raise ValueError(f"unknown export format {', '.join(unknown)}: savedmodel, litert, onnx or preset")
-    if "preset" in formats and run.task.keras_hub_task is None:
+    if "preset" in formats and not run.task.exports_presets:
         from kerascv_tl.config import ConfigError
 
         raise ConfigError(f"--format preset is not offered for {run.task.name}: its model is not a KerasHub task")

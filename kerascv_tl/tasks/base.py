@@ -65,9 +65,11 @@ class Task:
     card_metrics: ClassVar[tuple[str, ...]] = ()
     #: Why the task's LiteRT export refuses full-integer int8 (`export.quantize: int8`); None where it is offered.
     litert_int8_refusal: ClassVar[str | None] = None
-    #: The KerasHub task family (`keras_hub.models.<name>`) whose presets can start a run (`model.preset`) and that
-    #: `export --format preset` writes; None where the task's model is not a KerasHub task.
+    #: The KerasHub task family (`keras_hub.models.<name>`) whose presets can start a run (`model.preset`); None where
+    #: none can.
     keras_hub_task: ClassVar[str | None] = None
+    #: Whether the task's model is a KerasHub task that `export --format preset` can write.
+    exports_presets: ClassVar[bool] = False
 
     # ---------------------------------------------------------------------------------------------- config
 
@@ -81,13 +83,10 @@ class Task:
             value, default = _dotted(config, key), _dotted(defaults, key)
             if value != default:
                 problems.append(f"{key} is not used by {self.name} ({why}); remove it or set it back to {default!r}")
-        if self.keras_hub_task is None:
-            if config.model.preset is not None:
-                problems.append(f"model.preset is not offered for {self.name}: its model is not a KerasHub task")
-            if "preset" in config.export.formats:
-                problems.append(
-                    f"export format preset is not offered for {self.name}: its model is not a KerasHub task"
-                )
+        if self.keras_hub_task is None and config.model.preset is not None:
+            problems.append(f"model.preset is not offered for {self.name}: no KerasHub task family fits its model")
+        if not self.exports_presets and "preset" in config.export.formats:
+            problems.append(f"export format preset is not offered for {self.name}: its model is not a KerasHub task")
         if config.export.quantize == "int8" and self.litert_int8_refusal:
             problems.append(f"export.quantize int8 is not offered for {self.name}: {self.litert_int8_refusal}")
         return problems

@@ -73,6 +73,7 @@ class ClassificationTask(Task):
     default_monitor = "val_accuracy"
     evaluation_loop = staticmethod(evaluate_classifier)
     card_metrics = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples")
+    keras_hub_task = "ImageClassifier"  # model.preset: a KerasHub image classifier (its backbone and class rows)
     unused_config_keys = (
         ("data.image_root", "COCO detection images"),
         ("data.val_image_root", "COCO detection images"),
@@ -124,7 +125,14 @@ class ClassificationTask(Task):
         return head_model(setup.model), cached_train, cached_val
 
     def run_summary(self, setup) -> dict:
-        return {"recipe": setup.config.recipe, "backbone": setup.backbone.name, "num_train_examples": len(setup.train)}
+        summary = {
+            "recipe": setup.config.recipe,
+            "backbone": setup.backbone.name,
+            "num_train_examples": len(setup.train),
+        }
+        if setup.start is not None:
+            summary["start"] = setup.start.summary()
+        return summary
 
     def headline(self, metrics: dict) -> str:
         return f"accuracy {metrics['accuracy']:.4f}"

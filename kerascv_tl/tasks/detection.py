@@ -51,6 +51,7 @@ class DetectionTask(Task):
     evaluation_loop = staticmethod(evaluate_detector)
     card_metrics = ("map_50_95", "map_50", "map_75", "ar_100", "num_images")
     keras_hub_task = "ObjectDetector"
+    exports_presets = True
     litert_int8_refusal = (
         "8-bit activations through RetinaNet's in-graph box decoding (anchor offsets, exp of the size deltas) "
         "leave boxes tens of pixels off; use --quantize float16 or dynamic and check it with --verify (docs/deploy.md)"

@@ -105,9 +105,16 @@ def start_from_preset(
     preset_names, classes_from = preset_class_names(config.model.preset_classes, handle, old_count)
     pairs = match_classes(class_names, preset_names, config.model.class_map)
     override = config.backbone.preprocessing
-    encoder, backbone = _pixel_encoder(loaded, handle, config.data.image_size, override and vars(override))
-    model = _rebuilt(loaded, encoder, len(class_names))
-    _carry_weights(loaded, model, old_layer, class_layer(model), old_count, len(class_names), pairs)
+    override = override and vars(override)
+    if keras_hub_task == "ImageClassifier":
+        model, backbone = _classifier(loaded, handle, config, override, len(class_names))
+        new_layer = class_layer(model)
+        for source, target in zip(old_layer.weights, new_layer.weights):
+            target.assign(class_rows(np.asarray(source), np.asarray(target), old_count, len(class_names), pairs))
+    else:
+        encoder, backbone = _pixel_encoder(loaded, handle, config.data.image_size, override)
+        model = _rebuilt(loaded, encoder, len(class_names))
+        _carry_weights(loaded, model, old_layer, class_layer(model), old_count, len(class_names), pairs)
     matched = {class_names[new]: preset_names[old] for new, old in pairs}
     start = PresetStart(
         handle=handle,
@@ -131,16 +138,20 @@ def start_from_preset(
 
 
 def class_layer(model: keras.Model) -> keras.layers.Layer:
-    """The layer of a KerasHub task whose outputs are per class: RetinaNet's classification logits convolution,
-    DeepLabV3's and SegFormer's 1x1 output convolution."""
+    """The layer of a task model whose outputs are per class: RetinaNet's classification logits convolution,
+    DeepLabV3's and SegFormer's 1x1 output convolution, a KerasHub image classifier's or kerascv-tl classifier's
+    output Dense."""
     head = getattr(model, "classification_head", None)
     for candidate in (
         getattr(head, "prediction_layer", None),
         getattr(model, "output_conv", None),
         getattr(model, "output_segmentation_head", None),
+        getattr(model, "output_dense", None),
     ):
         if candidate is not None:
             return candidate
+    if "predictions" in [layer.name for layer in model.layers]:
+        return model.get_layer("predictions")
     raise PresetError(f"{type(model).__name__}: no known class-prediction layer (RetinaNet, DeepLabV3, SegFormer)")
 
 
@@ -174,15 +185,7 @@ def _pixel_encoder(loaded, handle: str, image_size: int, override: dict | None) 
         encoder = with_fixed_image_size(encoder, image_size)
     elif int(shape[0]) != image_size:
         raise PresetError(f"preset {handle} takes {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
-    if override:
-        pre = Preprocessing.from_dict(override, source="config backbone.preprocessing")
-    else:
-        converter = getattr(getattr(loaded, "preprocessor", None), "image_converter", None)
-        pre = converter_preprocessing(converter, f"image converter of {handle}") if converter is not None else None
-        if pre is None:
-            raise PresetError(
-                f"preset {handle} has no image converter saying how pixels are normalised; set backbone.preprocessing"
-            )
+    pre = _converter_or_override(loaded, handle, override)
     levels = {}
     for key, tensor in encoder.pyramid_outputs.items():
         levels[int(round(image_size / int(tensor.shape[1])))] = int(key.lstrip("P"))
@@ -191,6 +194,45 @@ def _pixel_encoder(loaded, handle: str, image_size: int, override: dict | None) 
         raise PresetError(f"preset {handle}: pyramid levels {levels} are not one stride apart each")
     backbone = Backbone(encoder, handle, image_size, pre, "avg", source, tuple(sorted(levels)))
     return pyramid_encoder(backbone, strides=tuple(sorted(levels)), level_offset=offsets.pop()), backbone
+
+
+def _classifier(loaded, handle: str, config, override: dict | None, num_classes: int) -> tuple[keras.Model, Backbone]:
+    """kerascv-tl's classifier on a KerasHub image classifier's backbone, behind its image converter's
+    normalisation; the classifier's head (average pooling, dropout, one Dense) is the KerasHub one's, so nothing but
+    the class rows is left behind. Heads with more layers (ViT's pre-logits) or max pooling are refused."""
+    from kerascv_tl.tasks.classifier import classifier
+
+    head_weights = {id(v) for v in loaded.weights} - {id(v) for v in loaded.backbone.weights}
+    dense = getattr(loaded, "output_dense", None)
+    pooling = type(getattr(loaded, "pooler", None)).__name__
+    if dense is None or head_weights != {id(v) for v in dense.weights} or pooling != "GlobalAveragePooling2D":
+        raise PresetError(
+            f"{handle}: {type(loaded).__name__} has a head other than average pooling and one Dense layer; start from "
+            "its backbone instead (backbone.name: the preset)"
+        )
+    size = config.data.image_size
+    encoder = loaded.backbone
+    shape = getattr(encoder, "image_shape", None)
+    if shape is None or shape[0] is None:
+        encoder = with_fixed_image_size(encoder, size)
+    elif int(shape[0]) != size:
+        raise PresetError(f"preset {handle} takes {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
+    pre = _converter_or_override(loaded, handle, override)
+    source = {"kind": "task_preset", "handle": handle, "class": type(loaded).__name__}
+    backbone = Backbone(encoder, handle, size, pre, "avg", source, ())
+    return classifier(backbone, num_classes, dropout=config.head.dropout), backbone
+
+
+def _converter_or_override(loaded, handle: str, override: dict | None) -> Preprocessing:
+    if override:
+        return Preprocessing.from_dict(override, source="config backbone.preprocessing")
+    converter = getattr(getattr(loaded, "preprocessor", None), "image_converter", None)
+    pre = converter_preprocessing(converter, f"image converter of {handle}") if converter is not None else None
+    if pre is None:
+        raise PresetError(
+            f"preset {handle} has no image converter saying how pixels are normalised; set backbone.preprocessing"
+        )
+    return pre
 
 
 def _rebuilt(loaded: keras.Model, encoder: PyramidEncoder, num_classes: int) -> keras.Model:

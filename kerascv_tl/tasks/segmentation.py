@@ -57,6 +57,7 @@ class SegmentationTask(Task):
     evaluation_loop = staticmethod(evaluate_segmenter)
     card_metrics = ("miou", "per_class_iou", "pixel_accuracy", "fw_iou", "num_images")
     keras_hub_task = "ImageSegmenter"
+    exports_presets = True
     unused_config_keys = (
         ("data.crop_fraction", "the whole image is resized to image_size"),
         ("data.cache", "segmentation decodes each epoch"),

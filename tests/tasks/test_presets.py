@@ -181,9 +181,38 @@ def test_segmenter_presets_keep_decoder_and_matched_classes(tmp_path):
     np.testing.assert_allclose(model(x).numpy(), hub(x / 255.0).numpy()[..., [0, 15]], atol=1e-4)
 
 
+@pytest.mark.slow(seconds=10)
+def test_keras_hub_image_classifier_preset_gives_backbone_and_class_rows(tmp_path):
+    import keras_hub
+
+    from kerascv_tl.tasks.classifier import feature_extractor
+
+    keras.utils.set_random_seed(4)
+    converter = keras_hub.layers.ResNetImageConverter(scale=1 / 255.0, offset=-0.5)
+    source = keras_hub.models.ResNetImageClassifier(
+        backbone=_tiny_hub_resnet(),
+        num_classes=3,
+        preprocessor=keras_hub.models.ResNetImageClassifierPreprocessor(image_converter=converter),
+    )
+    _distinct_class_bias(source)
+    folder = _save(source, tmp_path / "hub_classifier")
+    config = _config(folder, "classification", "model.preset_classes=cat,dog,bird")
+    model, _, start = start_from_preset(config, "ImageClassifier", ["bird", "fish", "cat"])
+    assert start.matched == {"bird": "bird", "cat": "cat"} and start.fresh == ["fish"]
+    x = _pixels(5)
+    pooled = source.pooler(source.backbone(x / 255.0 - 0.5))
+    np.testing.assert_allclose(feature_extractor(model)(x), pooled, atol=1e-4)
+    kernel, bias = (np.asarray(w) for w in model.get_layer("predictions").weights)
+    old_kernel, old_bias = (np.asarray(w) for w in source.output_dense.weights)
+    np.testing.assert_array_equal(kernel[:, [0, 2]], old_kernel[:, [2, 0]])
+    np.testing.assert_array_equal(bias[[0, 2]], old_bias[[2, 0]])
+
+
 def test_preset_keys_are_checked(tmp_path):
-    with pytest.raises(ConfigError, match="model.preset is not offered for classification"):
-        load_config(None, [f"model.preset={tmp_path}"])
+    with pytest.raises(ConfigError, match="model.preset is not offered for multi_label"):
+        load_config(None, ["task=multi_label", f"model.preset={tmp_path}"])
+    with pytest.raises(ConfigError, match="export format preset is not offered for classification"):
+        load_config(None, ["export.formats=[preset]"])
     with pytest.raises(ConfigError, match="backbone.name cannot be set with model.preset"):
         load_config(None, ["task=detection", f"model.preset={tmp_path}", "backbone.name=resnet50"])
     with pytest.raises(ConfigError, match="model.class_map needs model.preset"):

@@ -5,6 +5,10 @@
 * `classification_source_from_spec`, `detection_source_from_spec`, `segmentation_source_from_spec`: one
   source from one path (or `tfds:NAME`), for `kerascv-tl evaluate`.
 
+The `read_*_sources` and the detection and segmentation `*_source_from_spec` restrict their sources to
+`data.keep_classes` (`kerascv_tl.data.keep_classes`), so training, validation and evaluation data keep the same
+classes; `classification_source_from_spec` takes no config, so its callers apply `keep_classes` themselves.
+
 With a `ProblemLog`, every reader reports bad files, rows, boxes and pairs there and leaves them out
 (`kerascv_tl.data.check`); without one it raises the `DataError` naming the first.
 """
@@ -121,8 +125,15 @@ def detection_source_from_spec(
 ) -> DetectionSource:
     """The reader `data.format` names (a `.json` file means COCO under `auto`), for `spec`."""
     fmt = data_config.format
+    keep = getattr(data_config, "keep_classes", None)
     if fmt == "coco" or (fmt == "auto" and spec.lower().endswith(".json")):
         source = coco_source(spec, image_root or data_config.image_root, problems)
+    elif fmt == "voc" and keep is not None and class_names is not None:
+        # VOC names its classes by the objects it holds: the training classes (already the kept ones) would make
+        # every other object an error, so read them all, adding kept classes this data happens to lack.
+        source = voc_source(spec, None, problems)
+        found = {name.casefold() for name in source.class_names}
+        source.class_names += [name for name in class_names if name.casefold() not in found]
     elif fmt == "voc":
         source = voc_source(spec, class_names, problems)
     elif fmt == "yolo":
@@ -133,7 +144,7 @@ def detection_source_from_spec(
         source = pennfudan_source(spec, problems=problems)
     else:
         raise DataError(f"{spec}: set data.format to coco, voc, yolo or pennfudan for detection (got {fmt!r})")
-    source = keep_classes(source, getattr(data_config, "keep_classes", None))
+    source = keep_classes(source, keep)
     if class_names is not None and list(source.class_names) != list(class_names):
         raise DataError(f"{spec}: classes {source.class_names} differ from the training classes {class_names}")
     return source
