@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerascv_tl.config import load_config
+from kerascv_tl.config import ConfigError, load_config
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.keep_classes import keep_classes
 from kerascv_tl.data.mask_records import IGNORE_INDEX, SegmentationSource
@@ -22,6 +22,7 @@ from kerascv_tl.data.readers import (
     read_segmentation_sources,
     segmentation_source_from_spec,
 )
+from kerascv_tl.data.records import ImageSource
 
 LOGGER = "kerascv_tl.data.keep_classes"
 
@@ -238,3 +239,11 @@ def test_coco128_yolo_person(assets, caplog):
         )
         assert len(labels) == person_lines
     assert caplog.text.count("keep_classes person: 1 of 80 classes kept") == 2
+
+
+def test_refused_for_multi_label_and_tfds_classification():
+    with pytest.raises(ConfigError, match="data.keep_classes is not used by multi_label"):
+        load_config(None, ["task=multi_label", "data.keep_classes=[a]"])
+    split = ImageSource(["a", "b"], np.zeros(3, np.int32), None, "flowers", "train", description="tfds:flowers[train]")
+    with pytest.raises(DataError, match=r"tfds:flowers\[train\]: data.keep_classes is not offered for TFDS"):
+        keep_classes(split, ["a"])
