@@ -98,6 +98,8 @@ def start_from_preset(
     """The run's task model rebuilt from `config.model.preset` for `class_names` (call it under the strategy's
     scope and the precision policy, as `Task.build_model`), the Backbone that describes its encoder, and the
     record of what was carried over."""
+    import keras_hub
+
     handle = config.model.preset
     loaded = load_task_preset(handle, keras_hub_task)
     old_layer = class_layer(loaded)
@@ -106,7 +108,7 @@ def start_from_preset(
     pairs = match_classes(class_names, preset_names, config.model.class_map)
     override = config.backbone.preprocessing
     override = override and vars(override)
-    if keras_hub_task == "ImageClassifier":
+    if isinstance(loaded, keras_hub.models.ImageClassifier):
         model, backbone = _classifier(loaded, handle, config, override, len(class_names))
         new_layer = class_layer(model)
         for source, target in zip(old_layer.weights, new_layer.weights):

@@ -20,6 +20,16 @@ class RetinaNetDetector(keras_hub.models.RetinaNetObjectDetector):
     rule); with one replica it is KerasHub's loss, unchanged.
     """
 
+    # KerasHub picks the task class a preset loads into among the registered subclasses of the family that share the
+    # preset's backbone class, in no fixed order: with this class among them, `ObjectDetector.from_preset` on a
+    # KerasHub RetinaNet preset could pick it and fail. Without a backbone class it is never picked; a preset saved
+    # from it still loads as it (its task.json names it, a subclass of KerasHub's RetinaNet).
+    backbone_cls = None
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        return keras_hub.models.RetinaNetObjectDetector.from_preset(preset, load_weights=load_weights, **kwargs)
+
     def compute_loss(self, x, y, y_pred, sample_weight, **kwargs):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:

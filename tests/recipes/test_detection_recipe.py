@@ -196,6 +196,7 @@ def test_preset_export_reloads_equal_and_starts_a_run_where_the_first_ended(dete
     assert "from_preset" in (folder / "README.md").read_text()
 
     reloaded = keras_hub.models.ObjectDetector.from_preset(str(folder))
+    assert type(reloaded).__name__ == "RetinaNetDetector"
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     expected, got = run.load_model().predict(pixels, verbose=0), reloaded.predict(pixels, verbose=0)
     for key in ("boxes", "confidence", "labels", "num_detections"):

@@ -133,6 +133,8 @@ def test_keras_hub_detector_preset_gets_its_normalisation_inside(tmp_path):
     )
     _distinct_class_bias(source)
     folder = _save(source, tmp_path / "hub_retinanet")
+    # KerasHub's own loader still finds its own class with kerascv-tl's RetinaNetDetector registered beside it.
+    assert type(keras_hub.models.ObjectDetector.from_preset(str(folder))) is keras_hub.models.RetinaNetObjectDetector
     config = _config(folder, "detection", "model.preset_classes=cat,dog")
     model, backbone, start = start_from_preset(config, "ObjectDetector", ["dog", "cat"])
     assert model.bounding_box_format == "xyxy" and start.matched == {"dog": "dog", "cat": "cat"}
