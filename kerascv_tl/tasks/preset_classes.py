@@ -1,8 +1,8 @@
 """The class names a task preset predicts, and which of a run's classes take over which preset class's weights.
 
-Standard lists are given by name (`model.preset_classes: coco80 | coco91 | voc21`); anything else is a file or a
-comma-separated list (the same specs `data.classes` reads). Names match case-insensitively, with "_" and "-" read as
-spaces, so "traffic_light" finds "traffic light" and "background" finds torchvision's "__background__".
+Standard lists are given by name (`model.preset_classes: coco80 | coco91 | voc21 | imagenet1k`); anything else is a
+file or a comma-separated list (the same specs `data.classes` reads). Names match case-insensitively, with "_" and
+"-" read as spaces, so "traffic_light" finds "traffic light" and "background" finds torchvision's "__background__".
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def preset_class_names(spec: str | None, handle: str, num_classes: int) -> tuple
     """(the preset's class names, where they came from): `spec` (a standard list's name, a file or "a,b,c"), else
     the `class_names` of a local preset folder's metadata.json; (None, why) when neither names them."""
     if spec:
-        if spec.casefold() in STANDARD_CLASS_LISTS:
+        if spec.casefold() == "imagenet1k":  # the 1000 ImageNet classes of KerasHub's image classifier presets
+            from keras_hub.utils import imagenet_id_to_name
+
+            names, where = [imagenet_id_to_name(i) for i in range(1000)], "the standard list imagenet1k"
+        elif spec.casefold() in STANDARD_CLASS_LISTS:
             names, where = list(STANDARD_CLASS_LISTS[spec.casefold()]), f"the standard list {spec}"
         else:
             from kerascv_tl.data.readers.class_names import read_class_names

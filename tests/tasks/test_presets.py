@@ -84,6 +84,8 @@ def test_class_names_match_case_and_separators_and_follow_the_map():
 def test_preset_class_list_must_fit_the_preset(tmp_path):
     with pytest.raises(PresetError, match="lists 21 classes but preset .* predicts 91"):
         preset_class_names("voc21", str(tmp_path), 91)
+    names, _ = preset_class_names("imagenet1k", str(tmp_path), 1000)
+    assert match_classes(["Goldfish", "toilet tissue"], names, {}) == [(0, 1), (1, 999)]
     names, where = preset_class_names(None, str(tmp_path), 3)
     assert names is None and "names no classes" in where
 
