@@ -78,7 +78,7 @@ def print_exported(written: dict[str, Path]) -> None:
         if fmt == "preset":
             family = json.loads((path / "metadata.json").read_text())["kerascv_tl"]["keras_hub_task"]
             print(f"exported KerasHub preset: {path}")
-            print(f"  import kerascv_tl; keras_hub.models.{family}.from_preset({str(path)!r})")
+            print(f"  import kerascv_tl.tasks; keras_hub.models.{family}.from_preset({str(path)!r})")
         elif fmt == "savedmodel":
             print(f"exported SavedModel: {path}")
             print(f"  saved_model_cli show --dir {path} --all")

@@ -231,7 +231,7 @@ def _how_to_use_preset(export: dict) -> str:
     family = export.get("keras_hub_task", "ObjectDetector")
     return (
         "## How to use\n\nA KerasHub preset folder. Load it with KerasHub (kerascv-tl's classes register on import):"
-        "\n\n```python\nimport keras_hub\nimport kerascv_tl  # noqa: F401\n\n"
+        "\n\n```python\nimport keras_hub\nimport kerascv_tl.tasks  # noqa: F401  (registers its classes)\n\n"
         f'model = keras_hub.models.{family}.from_preset("{where}")\n'
         f"outputs = model.predict(pixels)  # RGB in [0, 255], float32 [batch, {size}, {size}, 3]\n```\n\n"
         "Start another run from it (its class names, in metadata.json, guide the head surgery):\n\n"

@@ -4,9 +4,9 @@ KerasHub's own `save_to_preset` writes the task (task.json, task.weights.h5) and
 model.weights.h5); this adds what a reader needs to use it: metadata.json gains `class_names` (what another run's
 head surgery matches against) and a `kerascv_tl` section (task, input contract, pixel normalisation, the run's
 headline metrics), and the folder holds the run's model card as model_card.json and README.md (what a model hub
-shows). `keras_hub.models.<ObjectDetector|ImageSegmenter>.from_preset(FOLDER)` loads it after `import kerascv_tl`
-(the pixel normaliser and the detector's loss are kerascv-tl classes); `model.preset: FOLDER` starts another run
-from it; `keras_hub.upload_preset(URI, FOLDER)` publishes it.
+shows). `keras_hub.models.<ObjectDetector|ImageSegmenter>.from_preset(FOLDER)` loads it after
+`import kerascv_tl.tasks` (which registers the pixel normaliser and the detector, kerascv-tl classes);
+`model.preset: FOLDER` starts another run from it; `keras_hub.upload_preset(URI, FOLDER)` publishes it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def write_preset(model: keras.Model, folder: str | Path, card: dict, class_names
             "version": kerascv_tl.__version__,
             "task": task.name,
             "keras_hub_task": task.keras_hub_task,
-            "load": f"import kerascv_tl; keras_hub.models.{task.keras_hub_task}.from_preset(FOLDER)",
+            "load": f"import kerascv_tl.tasks; keras_hub.models.{task.keras_hub_task}.from_preset(FOLDER)",
             "input": {
                 "pixels": "RGB in [0, 255], float32, batch first",
                 "size": list(model.input_shape[1:3]),

@@ -73,6 +73,8 @@ def load_task_preset(handle: str, keras_hub_task: str) -> keras.Model:
     """The whole task a KerasHub preset holds, with its weights (`keras_hub.models.<keras_hub_task>.from_preset`)."""
     import keras_hub
 
+    import kerascv_tl.tasks  # noqa: F401  (registers the classes a kerascv-tl preset names)
+
     base = getattr(keras_hub.models, keras_hub_task)
     policy = keras.config.dtype_policy().name
     kwargs = {} if policy == "float32" else {"dtype": policy}

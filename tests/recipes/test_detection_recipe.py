@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 from support import RECIPE_DIR
@@ -197,6 +199,11 @@ def test_preset_export_reloads_equal_and_starts_a_run_where_the_first_ended(dete
 
     reloaded = keras_hub.models.ObjectDetector.from_preset(str(folder))
     assert type(reloaded).__name__ == "RetinaNetDetector"
+    snippet = (
+        f"import keras_hub, kerascv_tl.tasks; print(type(keras_hub.models.ObjectDetector.from_preset({str(folder)!r})))"
+    )
+    fresh = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=120)
+    assert "RetinaNetDetector" in fresh.stdout, fresh.stderr[-2000:]  # the documented snippet, in a new process
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
     expected, got = run.load_model().predict(pixels, verbose=0), reloaded.predict(pixels, verbose=0)
     for key in ("boxes", "confidence", "labels", "num_detections"):
