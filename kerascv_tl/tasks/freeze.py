@@ -69,30 +69,28 @@ def unfreeze_backbone(model: keras.Model, top_blocks: int | None = None, from_la
 
 
 def train_only(model: keras.Model, layers: list[keras.layers.Layer]) -> None:
-    """Freezes every layer of `model` except `layers` (and what they hold).
+    """Freezes every layer of `model` except `layers` (and their sublayers).
 
-    Keras 3 passes `trainable` down to every sublayer and collects nothing under a frozen layer, so the layers on
-    the way to each kept layer stay trainable themselves while all their other sublayers are frozen."""
-    keep = {id(layer) for layer in layers}
+    Each layer's flag is set explicitly: the layers on the way to a kept layer stay trainable (Keras collects
+    nothing under a frozen layer), every other layer is frozen. Setting `trainable` on a functional model does not
+    reach every nested layer (a RetinaNet head's convolutions keep their own flag), so nothing relies on it."""
+    everything = list(model._flatten_layers(include_self=True, recursive=True))
+    kept = {id(sub) for layer in layers for sub in layer._flatten_layers(include_self=True, recursive=True)}
+    on_the_way = {id(model)}
+    for layer in everything:
+        if id(layer) not in kept and any(
+            id(sub) in kept for sub in layer._flatten_layers(include_self=False, recursive=True)
+        ):
+            on_the_way.add(id(layer))
+    for layer in everything:  # parents first: a parent's setter may reach its children, which are set after it
+        layer.trainable = id(layer) in kept or id(layer) in on_the_way
 
-    def visit(layer: keras.layers.Layer) -> bool:
-        if id(layer) in keep:
-            layer.trainable = True
-            return True
-        children = list(layer._flatten_layers(include_self=False, recursive=False))
-        inside = [visit(child) for child in children]
-        if any(inside):
-            layer.trainable = True  # sets every sublayer trainable: freeze the others again
-            for child, holds in zip(children, inside):
-                if not holds:
-                    child.trainable = False
-                elif id(child) not in keep:
-                    visit(child)
-            return True
-        layer.trainable = False
-        return False
 
-    visit(model)
+def unfreeze_all(model: keras.Model) -> None:
+    """Every layer of `model` trainable again, each flag set explicitly (see `train_only`); BatchNorm frozen."""
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        layer.trainable = True
+    freeze_batch_norm(model)
 
 
 def freeze_batch_norm(layer: keras.layers.Layer) -> None:

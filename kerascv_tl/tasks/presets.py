@@ -26,7 +26,7 @@ from kerascv_tl.backbones.preprocessing import Preprocessing
 from kerascv_tl.backbones.pyramid import PyramidEncoder, pyramid_encoder
 from kerascv_tl.backbones.weights import converter_preprocessing, network_timeout, with_fixed_image_size
 from kerascv_tl.precision import float32_scope, follow_backbone_policy
-from kerascv_tl.tasks.freeze import freeze_backbone, train_only
+from kerascv_tl.tasks.freeze import freeze_backbone, train_only, unfreeze_all
 from kerascv_tl.tasks.preset_classes import PresetError, match_classes, preset_class_names
 
 if TYPE_CHECKING:
@@ -160,9 +160,13 @@ def class_layer(model: keras.Model) -> keras.layers.Layer:
 
 
 def freeze_for_head_phase(model: keras.Model, start: PresetStart | None) -> None:
-    """The head phase's frozen part: the backbone for a new head (and a preset start with `model.train_heads`);
-    everything but the rebuilt class layer for a preset start."""
-    if start is None or start.train_heads:
+    """The head phase's frozen part: the backbone for a new head; for a preset start everything but the rebuilt class
+    layer, or with `model.train_heads` the backbone only. A preset's BatchNorm layers stay in inference mode (they
+    are pretrained, as the backbone's are)."""
+    if start is None:
+        freeze_backbone(model)
+    elif start.train_heads:
+        unfreeze_all(model)
         freeze_backbone(model)
     else:
         train_only(model, [class_layer(model)])

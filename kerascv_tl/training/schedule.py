@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kerascv_tl.tasks.freeze import parse_unfreeze, unfreeze_backbone
+from kerascv_tl.tasks.freeze import parse_unfreeze, unfreeze_all, unfreeze_backbone
 from kerascv_tl.tasks.presets import freeze_for_head_phase
 from kerascv_tl.training.fit import fit_phase, restore_best, save_weights
 from kerascv_tl.training.optimizers import warmup_cosine
@@ -49,7 +49,7 @@ def run_schedule(task: Task, setup: TaskSetup, verbose: int | None = None) -> No
         return
     with setup.strategy.scope():
         if setup.start is not None:
-            setup.model.trainable = True  # the neck and heads a preset start kept frozen; the backbone follows
+            unfreeze_all(setup.model)  # the neck and heads a preset start kept frozen; the backbone is set next
         blocks = unfreeze_backbone(setup.model, **parse_unfreeze(train_config.unfreeze))
         log.debug("unfroze %d backbone block(s): %s", len(blocks), ", ".join(blocks))
         schedule = warmup_cosine(

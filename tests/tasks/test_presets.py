@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kerascv_tl.config import ConfigError, load_config
+from kerascv_tl.tasks.freeze import unfreeze_all
 from kerascv_tl.tasks.preset_classes import STANDARD_CLASS_LISTS, PresetError, match_classes, preset_class_names
 from kerascv_tl.tasks.presets import class_layer, class_rows, freeze_for_head_phase, start_from_preset
 
@@ -105,13 +106,18 @@ def test_detector_preset_keeps_its_layers_and_matched_rows(detector_preset):
     for kept, original in zip(model.box_head.weights, source.box_head.weights):
         np.testing.assert_array_equal(kept, original)
 
+    everything = {id(w) for w in model.trainable_weights}
     freeze_for_head_phase(model, start)
     assert {id(w) for w in model.trainable_weights} == {id(w) for w in class_layer(model).weights}
     start.train_heads = True
     freeze_for_head_phase(model, start)
     trainable = {id(w) for w in model.trainable_weights}
-    assert {id(w) for w in model.box_head.trainable_weights} <= trainable
+    assert {id(w) for w in model.box_head.weights} <= trainable
     assert not trainable & {id(w) for w in model.backbone.image_encoder.weights}
+    unfreeze_all(model)  # what the fine-tune phase starts from: every layer but BatchNorm trains again
+    after = {id(w) for w in model.trainable_weights}
+    assert after <= everything and all("_bn/" in w.path for w in model.weights if id(w) in everything - after)
+    assert len(model.box_head.trainable_weights) == len(model.box_head.weights) == 10
 
     with pytest.raises(PresetError, match="takes 64x64 images; set data.image_size: 64"):
         start_from_preset(_config(folder, "detection", "data.image_size=96"), "ObjectDetector", ["circle"])
