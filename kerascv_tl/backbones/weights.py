@@ -188,22 +188,30 @@ def _find_layer(model: keras.Model, name: str):
         return None
 
 
+@contextlib.contextmanager
+def preset_download(handle: str, family: str, then: str, error: type[WeightsError] = WeightsError):
+    """Runs a KerasHub `from_preset` inside: a file or network failure becomes `error`, saying how to fetch the
+    preset on a connected machine (`keras_hub.models.<family>...save_to_preset(DIR)`) and `then` what to do."""
+    try:
+        with network_timeout(_NETWORK_TIMEOUT_S):
+            yield
+    except (OSError, ConnectionError) as e:
+        raise error(f"cannot load KerasHub preset {handle}: {e.__class__.__name__}: {str(e)[:300]}") from None
+    except Exception as e:
+        if "Connection" in type(e).__name__ or "resolve" in str(e):
+            raise error(
+                f"cannot download KerasHub preset {handle}: no network. Download it on a connected machine "
+                f"(keras_hub.models.{family}.from_preset(...).save_to_preset(DIR)) and {then}."
+            ) from None
+        raise
+
+
 def load_preset(handle: str, image_size: int | None) -> ResolvedWeights:
     """A KerasHub backbone preset: a kaggle:// or hf:// handle, a built-in preset name, or a local folder."""
     import keras_hub
 
-    try:
-        with network_timeout(_NETWORK_TIMEOUT_S):
-            model = keras_hub.models.Backbone.from_preset(handle)
-    except (OSError, ConnectionError) as e:
-        raise WeightsError(f"cannot load KerasHub preset {handle}: {e.__class__.__name__}: {str(e)[:300]}") from None
-    except Exception as e:
-        if "Connection" in type(e).__name__ or "resolve" in str(e):
-            raise WeightsError(
-                f"cannot download KerasHub preset {handle}: no network. Download it on a connected machine "
-                f"(keras_hub.models.Backbone.from_preset(...).save_to_preset(DIR)) and pass DIR as weights."
-            ) from None
-        raise
+    with preset_download(handle, "Backbone", "pass DIR as weights"):
+        model = keras_hub.models.Backbone.from_preset(handle)
     shape = getattr(model, "image_shape", None)
     if (
         image_size is not None

@@ -24,7 +24,7 @@ import numpy as np
 from kerascv_tl.backbones import Backbone
 from kerascv_tl.backbones.preprocessing import Preprocessing
 from kerascv_tl.backbones.pyramid import PyramidEncoder, pyramid_encoder
-from kerascv_tl.backbones.weights import converter_preprocessing, network_timeout, with_fixed_image_size
+from kerascv_tl.backbones.weights import converter_preprocessing, preset_download, with_fixed_image_size
 from kerascv_tl.precision import float32_scope, follow_backbone_policy
 from kerascv_tl.tasks.freeze import freeze_backbone, train_only, unfreeze_all
 from kerascv_tl.tasks.preset_classes import PresetError, match_classes, preset_class_names
@@ -79,19 +79,12 @@ def load_task_preset(handle: str, keras_hub_task: str) -> keras.Model:
     policy = keras.config.dtype_policy().name
     kwargs = {} if policy == "float32" else {"dtype": policy}
     try:
-        with network_timeout():
+        with preset_download(handle, keras_hub_task, "set model.preset: DIR", PresetError):
             return base.from_preset(handle, **kwargs)
-    except (OSError, ConnectionError) as e:
-        raise PresetError(f"cannot load KerasHub task preset {handle}: {type(e).__name__}: {str(e)[:300]}") from None
+    except PresetError:
+        raise
     except ValueError as e:
         raise PresetError(f"{handle} is not a {keras_hub_task} preset KerasHub can load: {str(e)[:400]}") from None
-    except Exception as e:
-        if "Connection" in type(e).__name__ or "resolve" in str(e):
-            raise PresetError(
-                f"cannot download KerasHub preset {handle}: no network. On a connected machine, save it with "
-                f"keras_hub.models.{keras_hub_task}.from_preset(...).save_to_preset(DIR) and set model.preset: DIR"
-            ) from None
-        raise
 
 
 def start_from_preset(
@@ -188,11 +181,7 @@ def _pixel_encoder(loaded, handle: str, image_size: int, override: dict | None) 
         features = encoder.get_layer("features")
         strides = tuple(sorted(encoder.pyramid_layers))
         return encoder, Backbone(features, handle, size, pre, "avg", source, strides)
-    shape = getattr(encoder, "image_shape", None)
-    if shape is None or shape[0] is None:
-        encoder = with_fixed_image_size(encoder, image_size)
-    elif int(shape[0]) != image_size:
-        raise PresetError(f"preset {handle} takes {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
+    encoder = _at_size(encoder, image_size, handle)
     pre = _converter_or_override(loaded, handle, override)
     levels = {}
     for key, tensor in encoder.pyramid_outputs.items():
@@ -219,16 +208,22 @@ def _classifier(loaded, handle: str, config, override: dict | None, num_classes:
             "its backbone instead (backbone.name: the preset)"
         )
     size = config.data.image_size
-    encoder = loaded.backbone
-    shape = getattr(encoder, "image_shape", None)
-    if shape is None or shape[0] is None:
-        encoder = with_fixed_image_size(encoder, size)
-    elif int(shape[0]) != size:
-        raise PresetError(f"preset {handle} takes {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
+    encoder = _at_size(loaded.backbone, size, handle)
     pre = _converter_or_override(loaded, handle, override)
     source = {"kind": "task_preset", "handle": handle, "class": type(loaded).__name__}
     backbone = Backbone(encoder, handle, size, pre, "avg", source, ())
     return classifier(backbone, num_classes, dropout=config.head.dropout), backbone
+
+
+def _at_size(encoder: keras.Model, image_size: int, handle: str) -> keras.Model:
+    """A KerasHub encoder fixed at `image_size` (a free-size one rebuilt, as backbone presets are); another fixed size
+    is refused."""
+    shape = getattr(encoder, "image_shape", None)
+    if shape is None or shape[0] is None:
+        return with_fixed_image_size(encoder, image_size)
+    if int(shape[0]) != image_size:
+        raise PresetError(f"preset {handle} takes {shape[0]}x{shape[1]} images; set data.image_size: {shape[0]}")
+    return encoder
 
 
 def _converter_or_override(loaded, handle: str, override: dict | None) -> Preprocessing:
