@@ -87,9 +87,9 @@ def _swap_in(new: Path, target: Path) -> None:
 def preset_round_trip(folder: str | Path, model: keras.Model, task, batches: Sequence[np.ndarray]) -> float:
     """Reloads the preset with KerasHub and returns the largest difference between its raw outputs and `model`'s on
     `batches` of pixels ([B, S, S, 3], RGB in [0, 255])."""
-    import keras_hub
+    from kerascv_tl.tasks.presets import load_task_preset
 
-    loaded = getattr(keras_hub.models, task.keras_hub_task).from_preset(str(folder))
+    loaded = load_task_preset(str(folder), task.keras_hub_task)
     worst = 0.0
     for pixels in batches:
         expected = keras.tree.flatten(model(pixels, training=False))
