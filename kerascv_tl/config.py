@@ -89,6 +89,10 @@ class DataConfig:
     # class's images (classification), boxes (detection) or pixels (segmentation: they become background) are
     # dropped and counted in the log. None: every class.
     keep_classes: list[str] | None = None
+    # classification: the order of training examples. natural = each example once per epoch; balanced = each batch
+    # draws its classes equally often (rare classes repeat, common ones are subsampled), a pure function of
+    # (seed, epoch) like every epoch here; an epoch stays len(train) examples long
+    sampling: str = field(default="natural", metadata=_choices("natural", "balanced"))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -132,6 +136,10 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata=_choices("adam", "adamw", "sgd"))
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    # classification and segmentation: per-class loss weights, applied as per-example (per-pixel) sample weights in
+    # the tf.data pipeline. none; balanced = n_examples / (n_classes * n_class) from the training labels (pixels for
+    # segmentation); or {class name: weight} (classes left out weigh 1)
+    class_weight: str | dict[str, float] = "none"
     early_stopping_patience: int = 5  # 0 disables early stopping
     # a metric Keras logs, e.g. val_loss; auto = the task's default (classification val_accuracy, detection
     # val_loss, segmentation val_mean_iou)

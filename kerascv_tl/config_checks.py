@@ -65,6 +65,19 @@ def check_values(config: Any, source: str) -> None:
         for key in ("preset_classes", "class_map", "train_heads"):
             changed = getattr(config.model, key) != getattr(type(config.model)(), key)
             checks.append((not changed, f"model.{key} needs model.preset (it describes the preset's classes)"))
+    class_weight = config.train.class_weight
+    if isinstance(class_weight, str):
+        checks.append(
+            (
+                class_weight in ("none", "balanced"),
+                f"train.class_weight must be none, balanced or a mapping of class name to weight; got {class_weight!r}",
+            )
+        )
+    else:
+        checks.append((len(class_weight) > 0, "train.class_weight mapping is empty (use none)"))
+        checks.append(
+            (all(w >= 0 for w in class_weight.values()), "train.class_weight values must be >= 0 (0 drops a class)")
+        )
     unfreeze = config.train.unfreeze
     if isinstance(unfreeze, int):
         checks.append((unfreeze >= 0, "train.unfreeze must be 'all', a number of blocks >= 0, or a layer name"))

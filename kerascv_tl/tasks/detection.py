@@ -59,6 +59,8 @@ class DetectionTask(Task):
     unused_config_keys = (
         ("data.crop_fraction", "detection letterboxes the whole image"),
         ("data.cache", "detection decodes each epoch"),
+        ("data.sampling", "an image holds boxes of several classes; focal loss already down-weights the easy ones"),
+        ("train.class_weight", "focal loss already down-weights the many easy (mostly background) anchors"),
         ("data.shuffle_buffer", "the whole file list is shuffled"),
         ("data.tfds_data_dir", _IMAGES_ONLY),
         ("data.tfds_train_split", _IMAGES_ONLY),

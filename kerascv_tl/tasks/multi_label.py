@@ -45,6 +45,8 @@ class MultiLabelTask(Task):
     unused_config_keys = (
         ("data.keep_classes", "a multi-label CSV names its classes; drop the columns from the CSV instead"),
         ("data.image_root", "COCO detection images"),
+        ("data.sampling", "an image belongs to several classes at once"),
+        ("train.class_weight", "an image belongs to several classes at once"),
         ("data.val_image_root", "COCO detection images"),
         ("data.classes", "class names are the CSV's distinct labels"),
         ("data.ignore_index", "a segmentation mask value"),

@@ -61,6 +61,7 @@ class SegmentationTask(Task):
     unused_config_keys = (
         ("data.crop_fraction", "the whole image is resized to image_size"),
         ("data.cache", "segmentation decodes each epoch"),
+        ("data.sampling", "an image holds pixels of several classes; use train.class_weight"),
         ("data.max_boxes", "detection boxes per image"),
         ("data.image_root", "COCO detection images"),
         ("data.val_image_root", "COCO detection images"),
