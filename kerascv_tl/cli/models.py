@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -20,6 +21,14 @@ def add_parsers(sub, common) -> None:
     p.add_argument("--data", required=True, help="class-per-folder tree, CSV or tfds:NAME[:SPLIT]")
     p.add_argument("--output", help="report folder (default: <run>/eval_<data name> or runs/eval/...)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--explain",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="classification run folders: Grad-CAM overlays of the N most confident mistakes and N correct images "
+        'per class, in <report folder>/explain/ and under "explain" in its metrics.json (default 0: none)',
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", parents=[common], help="export a run's model: SavedModel for TF Serving, LiteRT, ONNX")
@@ -54,6 +63,13 @@ def add_parsers(sub, common) -> None:
     )
     p.add_argument("--verify-images", type=int, default=200, help="validation images --verify uses (default 200)")
     p.set_defaults(func=cmd_export)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def cmd_export(args) -> int:
@@ -120,10 +136,21 @@ def cmd_evaluate(args) -> int:
         out = Path(args.output) if args.output else run.root / f"eval_{data_name}"
         source = task.read_eval_source(args.data, config, class_names)
         run_metrics = json.loads((run / "metrics.json").read_text())
+        # Explanations first: a task without them refuses before the evaluation has run.
+        explained = task.explain(model, source, config, out, class_names, args.explain) if args.explain else None
         metrics = task.evaluate(model, source, config, out, class_names, args.batch_size, run_metrics=run_metrics)
+        if explained is not None:
+            metrics = add_explanations(out, explained)
     else:
         from kerascv_tl.export import load_serving
 
+        if args.explain:
+            from kerascv_tl.data.errors import DataError
+
+            raise DataError(
+                f"{model_path}: --explain needs the Keras model: evaluate the run folder, not an exported SavedModel",
+                path=model_path,
+            )
         loaded, folder = load_serving(model_path)
         card = json.loads((folder / "model_card.json").read_text())
         task = get_task(card.get("task", "classification"))
@@ -134,4 +161,20 @@ def cmd_evaluate(args) -> int:
         )
         metrics = task.evaluate_saved_model(loaded, folder, card, args.data, out, args.batch_size)
     print(f"{task.evaluation_line(metrics)}; reports in {out}")
+    if "explain" in metrics:
+        explained = metrics["explain"]
+        print(
+            f"Grad-CAM overlays of {len(explained['mistakes'])} mistakes and {len(explained['correct'])} correct "
+            f"images in {out / 'explain'} (grids mistakes.png, correct.png; index explain.json)"
+        )
     return 0
+
+
+def add_explanations(out: Path, explained: dict) -> dict:
+    """The evaluation's metrics.json (in `out`) with the explanation index under "explain", written back."""
+    from kerascv_tl.utils.io import atomic_write_json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["explain"] = explained
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics

@@ -151,6 +151,22 @@ class Task:
         threshold) are reused from it rather than tuned again on the data being evaluated."""
         return self.evaluation_loop(model, source, config.data, out_dir, class_names, batch_size, histories, extra)
 
+    def explain(
+        self,
+        model: keras.Model,
+        source: Any,
+        config: RecipeConfig,
+        out_dir: str | Path,
+        class_names: Sequence[str],
+        count: int,
+    ) -> dict:
+        """Writes visual explanations of `model` on `source` into `out_dir`/explain/ (`kerascv-tl evaluate
+        --explain COUNT`: the `count` most confident mistakes and `count` correct examples per class) and returns
+        their index, which the CLI adds to the evaluation's metrics.json under "explain"."""
+        from kerascv_tl.data.errors import DataError
+
+        raise DataError(f"--explain is offered for classification only, not for {self.name}")
+
     def run_summary(self, setup: TaskSetup) -> dict:
         """Facts about the run that metrics.json carries beside the task's figures (no wall times)."""
         summary = {

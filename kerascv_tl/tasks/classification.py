@@ -200,3 +200,12 @@ class ClassificationTask(Task):
     ) -> dict:
         source = read_classification_source(spec, card["labels"])
         return evaluate_classifier_export(loaded, source, card["labels"], out_dir, batch_size, card)
+
+    def explain(self, model, source, config: RecipeConfig, out_dir, class_names, count: int) -> dict:
+        """Grad-CAM overlays of the `count` most confident mistakes and `count` correct images per class
+        (`kerascv_tl.evaluation.explain`)."""
+        from kerascv_tl.evaluation.explain import explain_classifier
+
+        # Gradients through the whole backbone cost several times a forward pass: smaller batches than training's.
+        batch_size = max(1, min(config.train.batch_size, 16))
+        return explain_classifier(model, source, config.data, out_dir, class_names, count, batch_size)
