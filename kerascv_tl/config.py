@@ -89,9 +89,9 @@ class DataConfig:
     # class's images (classification), boxes (detection) or pixels (segmentation: they become background) are
     # dropped and counted in the log. None: every class.
     keep_classes: list[str] | None = None
-    # classification: the order of training examples. natural = each example once per epoch; balanced = each batch
+    # classification: the order of training examples. natural = each example once per epoch; balanced = each epoch
     # draws its classes equally often (rare classes repeat, common ones are subsampled), a pure function of
-    # (seed, epoch) like every epoch here; an epoch stays len(train) examples long
+    # (seed, epoch) like every epoch here; an epoch stays len(train) examples long. Not for TFDS splits
     sampling: str = field(default="natural", metadata=_choices("natural", "balanced"))
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -138,7 +138,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # classification and segmentation: per-class loss weights, applied as per-example (per-pixel) sample weights in
     # the tf.data pipeline. none; balanced = n_examples / (n_classes * n_class) from the training labels (pixels for
-    # segmentation); or {class name: weight} (classes left out weigh 1)
+    # segmentation, on masks subsampled to 64 px a side); or {class name: weight} (names case-insensitive, classes
+    # left out weigh 1). Validation stays unweighted
     class_weight: str | dict[str, float] = "none"
     early_stopping_patience: int = 5  # 0 disables early stopping
     # a metric Keras logs, e.g. val_loss; auto = the task's default (classification val_accuracy, detection

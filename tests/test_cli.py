@@ -150,9 +150,11 @@ def test_check_data_lists_every_problem_then_a_summary(shapes_classification, tm
     recipe = str(RECIPE_DIR / "shapes_fine_tune.yaml")
     clean = ["--set", f"data.train={shapes_classification}/train", "--set", f"data.val={shapes_classification}/val"]
     assert main(["check-data", recipe, *clean]) == 0
-    assert capsys.readouterr().out.strip() == (
-        "data check: 36 file(s) checked, no problems; 24 training and 12 validation examples kept"
-    )
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "data check: 36 file(s) checked, no problems; 24 training and 12 validation examples kept",
+        "training images per class: circle 8, square 8, triangle 8",
+        "validation images per class: circle 4, square 4, triangle 4",
+    ]
     shutil.copytree(shapes_classification / "train", tmp_path / "train")
     empty = bad_files.zero_byte(tmp_path / "train" / "square" / "empty.png")
     page = bad_files.text_as_image(tmp_path / "train" / "square" / "page.jpg")

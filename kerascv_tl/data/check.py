@@ -22,16 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from kerascv_tl.data.class_balance import imbalance_warning
 from kerascv_tl.data.errors import DataCheckError, DataError
 from kerascv_tl.data.image_check import image_problem
 from kerascv_tl.data.paths import resolve_within
 from kerascv_tl.data.problems import ProblemLog
-from kerascv_tl.data.records import Source
+from kerascv_tl.data.records import DetectionSource, ImageSource, Source
 
 if TYPE_CHECKING:
     from kerascv_tl.config import DataConfig, RecipeConfig
 
-__all__ = ["DataCheck", "apply_on_bad", "check_data", "within_data_root"]
+__all__ = ["DataCheck", "apply_on_bad", "check_data", "class_counts", "within_data_root"]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +50,42 @@ class DataCheck:
     problems: ProblemLog = field(default_factory=ProblemLog)
     files_checked: int = 0
 
-    def summary(self) -> str:
+    def headline(self) -> str:
+        """One line: files checked, problems by action, examples kept."""
         sizes = f"{_size(self.train)} training and {_size(self.val)} validation examples kept"
         if not self.problems:
             return f"data check: {self.files_checked} file(s) checked, no problems; {sizes}"
         actions = ", ".join(f"{count} {action}" for action, count in self.problems.counts().items())
         return f"data check: {self.files_checked} file(s) checked, {len(self.problems)} problem(s) ({actions}); {sizes}"
+
+    def summary(self) -> str:
+        """The headline, then the examples per class and a class imbalance warning (`class_lines`)."""
+        return "\n".join([self.headline(), *self.class_lines()])
+
+    def class_counts(self) -> dict | None:
+        """{"unit": images | boxes, "train": {class: count}, "val": {...}}; None where classes are not counted
+        (segmentation, multi-label, TFDS)."""
+        train, val = class_counts(self.train), class_counts(self.val)
+        if train is None:
+            return None
+        return {"unit": train[0], "train": train[1], "val": None if val is None else val[1]}
+
+    def class_lines(self, with_warning: bool = True) -> list[str]:
+        """Training (and validation) counts per class, then `imbalance`'s warning when there is one."""
+        counts = self.class_counts()
+        if counts is None:
+            return []
+        unit = counts["unit"]
+        lines = [f"training {unit} per class: {_counts_text(counts['train'])}"]
+        if counts["val"] is not None:
+            lines.append(f"validation {unit} per class: {_counts_text(counts['val'])}")
+        warning = self.imbalance() if with_warning else None
+        return lines + ([f"warning: {warning}"] if warning else [])
+
+    def imbalance(self) -> str | None:
+        """`imbalance_warning` of the training counts per class (largest over smallest past 10:1), or None."""
+        counts = self.class_counts()
+        return None if counts is None else imbalance_warning(counts["train"], counts["unit"])
 
     def to_dict(self) -> dict:
         return {
@@ -62,7 +95,26 @@ class DataCheck:
             "num_problems": len(self.problems),
             "actions": self.problems.counts(),
             "problems": list(self.problems),
+            "class_counts": self.class_counts(),
         }
+
+
+def class_counts(source: Source | None) -> tuple[str, dict[str, int]] | None:
+    """("images", images per class) of a classification source with files, ("boxes", boxes per class) of a
+    detection source; None for other sources (and TFDS splits, whose labels are read while training)."""
+    if isinstance(source, DetectionSource):
+        labels = [record.labels for record in source.records]
+        unit, labels = "boxes", np.concatenate(labels) if labels else np.zeros([0], np.int64)
+    elif isinstance(source, ImageSource) and source.paths is not None:
+        unit, labels = "images", source.labels
+    else:
+        return None
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=len(source.class_names))
+    return unit, {name: int(count) for name, count in zip(source.class_names, counts)}
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.items())
 
 
 def check_data(config: RecipeConfig) -> DataCheck:
@@ -91,17 +143,22 @@ def check_data(config: RecipeConfig) -> DataCheck:
 
 def apply_on_bad(check: DataCheck, on_bad: str) -> None:
     """Logs every problem and the summary; raises DataCheckError when there are problems and on_bad is fail."""
+    counts, warning = check.class_lines(with_warning=False), check.imbalance()
+    if counts:  # one line, so that the console keeps its one "data check: " line per record
+        log.info("data check: %s", "; ".join(counts))
+    if warning:
+        log.warning("data check: %s", warning)
     if not check.problems:
-        log.info("%s", check.summary())
+        log.info("%s", check.headline())
         return
     for problem in check.problems:
         log.warning("bad data: %s [%s]", problem["message"], problem["action"] if on_bad == "skip" else "fail")
     if on_bad == "fail":
         raise DataCheckError(
-            f"{check.summary()}. data.on_bad is fail, so training did not start: fix the "
+            f"{check.headline()}. data.on_bad is fail, so training did not start: fix the "
             f"file(s) listed above, or set data.on_bad: skip to train without them"
         )
-    log.warning("!! %s. data.on_bad is skip: training goes on without them (listed above) !!", check.summary())
+    log.warning("!! %s. data.on_bad is skip: training goes on without them (listed above) !!", check.headline())
 
 
 def within_data_root(data_config: DataConfig):

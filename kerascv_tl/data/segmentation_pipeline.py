@@ -9,12 +9,15 @@ pixels that count nowhere.
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
 
+from kerascv_tl.data.class_balance import class_weights_from_counts
 from kerascv_tl.data.decode import decode_file_of_size, read_image_file
 from kerascv_tl.data.epochs import epoch_seed
 from kerascv_tl.data.errors import DataError
@@ -23,13 +26,25 @@ from kerascv_tl.data.readers.masks import read_mask
 from kerascv_tl.data.tolerant import map_skipping_errors
 from kerascv_tl.data.transforms import resize_image
 
-__all__ = ["CROP_AREA_RANGE", "CROP_ASPECT_RANGE", "segmentation_dataset", "segmentation_examples"]
+__all__ = [
+    "CROP_AREA_RANGE",
+    "CROP_ASPECT_RANGE",
+    "PIXEL_COUNT_SIDE",
+    "pixel_class_counts",
+    "segmentation_class_weights",
+    "segmentation_dataset",
+    "segmentation_examples",
+]
 
 log = logging.getLogger(__name__)
 
 CROP_AREA_RANGE = (0.25, 1.0)  # training: fraction of the image a random crop keeps
 CROP_ASPECT_RANGE = (3.0 / 4.0, 4.0 / 3.0)  # training: crop width / height
 _CROP_ATTEMPTS = 10
+# train.class_weight balanced counts the pixels of each training mask subsampled (every k-th row and column) to at
+# most this many pixels a side: the weights need class proportions, and 64x64 keeps a thin class's share within a
+# few percent while the bincount costs nothing next to reading the mask
+PIXEL_COUNT_SIDE = 64
 
 
 def segmentation_dataset(
@@ -181,3 +196,42 @@ def segmentation_examples(source: SegmentationSource) -> Iterator[tuple[MaskReco
             log.warning("skipped in evaluation: %s", error)
             continue
         yield record, image, mask
+
+
+def pixel_class_counts(source: SegmentationSource, max_side: int = PIXEL_COUNT_SIDE) -> np.ndarray:
+    """int64 [C] labelled pixels per class over `source`'s masks, each subsampled to at most `max_side` pixels a
+    side (nearest: every k-th row and column); IGNORE_INDEX pixels count nowhere. A mask that cannot be read is
+    left out (the data check names it)."""
+    num_classes = source.num_classes
+    counts = np.zeros(num_classes, np.int64)
+    for mask in _training_masks(source):
+        step = max(1, math.ceil(max(mask.shape) / max_side))
+        values = mask[::step, ::step].ravel()
+        counts += np.bincount(values[values < num_classes], minlength=num_classes)[:num_classes]
+    return counts
+
+
+def segmentation_class_weights(source: SegmentationSource, spec: str | Mapping[str, float]) -> np.ndarray | None:
+    """float32 [C] per-class pixel weights for `train.class_weight` (None for none); balanced from
+    `pixel_class_counts`."""
+    if spec == "none":
+        return None
+    counts = pixel_class_counts(source) if spec == "balanced" else np.ones(source.num_classes, np.int64)
+    weights = class_weights_from_counts(counts, source.class_names, spec)
+    log.info("class weights: %s", ", ".join(f"{n} {w:.3g}" for n, w in zip(source.class_names, weights)))
+    return weights
+
+
+def _training_masks(source: SegmentationSource) -> Iterator[np.ndarray]:
+    if source.tfds is not None:
+        yield from (mask for _, _, mask in source.tfds.examples(source.lookup, source.num_classes))
+        return
+
+    def read(record: MaskRecord):
+        try:
+            return read_mask(record, source.lookup, source.num_classes)
+        except DataError:
+            return None
+
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:  # PIL releases the GIL while it decodes
+        yield from (mask for mask in pool.map(read, source.records) if mask is not None)

@@ -8,6 +8,9 @@ Conventions:
 * Macro averages are unweighted means over *all* classes in `class_names`, including classes with no
   examples in this split (their 0.0 pulls the mean down, which is what an evaluation report should show).
 * `top5_accuracy` is only reported when there are at least 5 classes (with fewer it is always 1.0).
+* `balanced_accuracy` is the mean recall over the classes that have examples in this split (scikit-learn's
+  definition); `imbalanced` is true when the largest of those classes has at least IMBALANCED_RATIO times the
+  examples of the smallest, and then the reports lead with macro F1 and balanced accuracy.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 TOP_K = 5
+IMBALANCED_RATIO = 1.5  # max / min examples per class (classes with examples) from which a split is "imbalanced"
 
 
 def _as_labels(values: Any, name: str, num_classes: int | None = None) -> np.ndarray:
@@ -132,6 +136,8 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, class_
             "macro_precision": float(precision.mean()),
             "macro_recall": float(recall.mean()),
             "macro_f1": float(f1.mean()),
+            "balanced_accuracy": float(recall[support > 0].mean()),
+            "imbalanced": bool(support.max() >= IMBALANCED_RATIO * support[support > 0].min()),
             "per_class": {
                 name: {
                     "precision": float(precision[i]),

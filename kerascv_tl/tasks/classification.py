@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from kerascv_tl.data.class_balance import balanced_cached_data, source_class_weights
 from kerascv_tl.data.keep_classes import keep_classes
 from kerascv_tl.data.pipeline import eval_dataset, training_epochs
 from kerascv_tl.data.readers import classification_source_from_spec, read_classification_sources
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from kerascv_tl.config import DataConfig, RecipeConfig, TrainConfig
 
 TOP5_MIN_CLASSES = 5
+RECALLS_SHOWN = 10  # an imbalanced report lists every class's recall up to this many classes, else the lowest
 
 
 def compile_classifier(
@@ -68,11 +70,37 @@ def read_classification_source(
     )
 
 
+def _imbalanced_figures(metrics: dict, colon: str, separator: str = ", ") -> str:
+    """Macro F1 and balanced accuracy: what a report leads with when the validation classes are imbalanced (an
+    accuracy there mostly measures the largest classes)."""
+    return (
+        f"macro F1{colon}{metrics['macro_f1']:.4f}{separator}balanced accuracy{colon}{metrics['balanced_accuracy']:.4f}"
+    )
+
+
+def _recalls(metrics: dict) -> str:
+    """Recall of every class, or past RECALLS_SHOWN classes of the lowest ones (the classes an imbalance hurts)."""
+    rows = [(name, row["recall"]) for name, row in metrics.get("per_class", {}).items() if row["support"] > 0]
+    if len(rows) <= RECALLS_SHOWN:
+        return "recall per class: " + ", ".join(f"{name} {recall:.4f}" for name, recall in rows)
+    lowest = sorted(rows, key=lambda pair: pair[1])[:RECALLS_SHOWN]
+    shown = ", ".join(f"{name} {recall:.4f}" for name, recall in lowest)
+    return f"lowest recall ({RECALLS_SHOWN} of {len(rows)} classes): {shown}"
+
+
 class ClassificationTask(Task):
     name = "classification"
     default_monitor = "val_accuracy"
     evaluation_loop = staticmethod(evaluate_classifier)
-    card_metrics = ("accuracy", "top5_accuracy", "macro_precision", "macro_recall", "macro_f1", "num_examples")
+    card_metrics = (
+        "accuracy",
+        "top5_accuracy",
+        "balanced_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "num_examples",
+    )
     keras_hub_task = "ImageClassifier"  # model.preset: a KerasHub image classifier (its backbone and class rows)
     unused_config_keys = (
         ("data.image_root", "COCO detection images"),
@@ -105,7 +133,8 @@ class ClassificationTask(Task):
 
     def training_data(self, setup):
         config = setup.config
-        return training_epochs(setup.train, config.data, config.train.batch_size, config.seed)
+        weights = source_class_weights(setup.train, config.train.class_weight)
+        return training_epochs(setup.train, config.data, config.train.batch_size, config.seed, class_weights=weights)
 
     def validation_data(self, setup):
         return eval_dataset(setup.val, setup.config.data, setup.config.train.batch_size, cache=True)
@@ -119,9 +148,13 @@ class ClassificationTask(Task):
     def head_phase(self, setup: TaskSetup, train_data, val_data):
         if not setup.config.train.cache_features:
             return setup.model, train_data, val_data
+        config = setup.config
         cached_train, cached_val = cached_feature_data(
-            feature_extractor(setup.model), setup.backbone.info(), setup.train, setup.val, setup.config
+            feature_extractor(setup.model), setup.backbone.info(), setup.train, setup.val, config
         )
+        weights = source_class_weights(setup.train, config.train.class_weight)
+        balanced = config.data.sampling == "balanced"
+        cached_train = balanced_cached_data(cached_train, weights, balanced, config.seed, config.train.batch_size)
         return head_model(setup.model), cached_train, cached_val
 
     def run_summary(self, setup) -> dict:
@@ -135,13 +168,24 @@ class ClassificationTask(Task):
         return summary
 
     def headline(self, metrics: dict) -> str:
+        if metrics.get("imbalanced"):
+            return f"{_imbalanced_figures(metrics, ' ')}, accuracy {metrics['accuracy']:.4f}"
         return f"accuracy {metrics['accuracy']:.4f}"
 
     def result_line(self, metrics: dict) -> str:
         top5 = f"  top-5: {metrics['top5_accuracy']:.4f}" if "top5_accuracy" in metrics else ""
+        if metrics.get("imbalanced"):
+            figures = _imbalanced_figures(metrics, ": ", "  ")
+            return f"validation {figures}  accuracy: {metrics['accuracy']:.4f}{top5}  {_recalls(metrics)}"
         return f"validation accuracy: {metrics['accuracy']:.4f}{top5}"
 
     def evaluation_line(self, metrics: dict) -> str:
+        if metrics.get("imbalanced"):
+            figures = _imbalanced_figures(metrics, ": ", "  ")
+            return (
+                f"{figures}  accuracy: {metrics['accuracy']:.4f} on {metrics['num_examples']} images "
+                f"(imbalanced classes)  {_recalls(metrics)}"
+            )
         return f"accuracy: {metrics['accuracy']:.4f} on {metrics['num_examples']} images"
 
     def serving_resize(self, config: RecipeConfig) -> str:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from kerascv_tl.data.class_balance import with_pixel_weights
 from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.readers import read_segmentation_sources, segmentation_source_from_spec
-from kerascv_tl.data.segmentation_pipeline import segmentation_dataset
+from kerascv_tl.data.segmentation_pipeline import segmentation_class_weights, segmentation_dataset
 from kerascv_tl.evaluation.agreement import pixel_agreement
 from kerascv_tl.evaluation.segmentation_loop import evaluate_segmenter
 from kerascv_tl.export.segmenter import segmenter_details, segmenter_network, segmenter_steps
@@ -95,8 +96,10 @@ class SegmentationTask(Task):
         data, batch = config.data, config.train.batch_size
         augment = data.augment
 
+        weights = segmentation_class_weights(setup.train, config.train.class_weight)
+
         def epoch(e: int):
-            return segmentation_dataset(
+            ds = segmentation_dataset(
                 setup.train,
                 data.image_size,
                 batch,
@@ -107,6 +110,7 @@ class SegmentationTask(Task):
                 random_crop=augment.random_resized_crop,
                 min_crop_area=augment.min_crop_area,
             )
+            return ds if weights is None else with_pixel_weights(ds, weights)
 
         return EpochData(epoch, steps=steps_per_epoch(len(setup.train), batch))
 

@@ -69,7 +69,8 @@ def segmenter(
 
 
 def segmentation_loss() -> keras.losses.Loss:
-    """Pixel-wise cross-entropy on logits; pixels labelled IGNORE_INDEX count for nothing."""
+    """Pixel-wise cross-entropy on logits; pixels labelled IGNORE_INDEX count for nothing. With per-pixel sample
+    weights (`train.class_weight`) the loss is sum(weight * cross-entropy) / number of labelled pixels."""
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_INDEX)
 
 

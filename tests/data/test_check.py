@@ -329,3 +329,45 @@ def test_mask_problems_are_named_and_the_good_pairs_still_load(tmp_path):
     assert [Path(r.image).name for r in check.train.records] == ["beyond.png", "good.png"]
     ((images_batch, masks_batch),) = list(segmentation_dataset(check.train, 32, 2, training=False))
     assert images_batch.shape[0] == 2 and set(np.unique(masks_batch[0])) == {0, 1, 255}
+
+
+# --------------------------------------------------------------------------------------------------
+# Examples per class
+
+
+def test_class_counts_of_images_and_boxes_and_the_ten_to_one_warning(caplog):
+    from kerascv_tl.data.check import DataCheck
+    from kerascv_tl.data.records import DetectionRecord, DetectionSource, ImageSource
+
+    train = ImageSource(["a", "b"], np.array([0] * 22 + [1] * 2, np.int32), [f"{i}.png" for i in range(24)])
+    val = ImageSource(["a", "b"], np.array([0, 1, 1], np.int32), ["v0.png", "v1.png", "v2.png"])
+    check = DataCheck(train, val, files_checked=27)
+    assert check.to_dict()["class_counts"] == {"unit": "images", "train": {"a": 22, "b": 2}, "val": {"a": 1, "b": 2}}
+    lines = check.summary().splitlines()
+    assert lines[1:3] == ["training images per class: a 22, b 2", "validation images per class: a 1, b 2"]
+    assert "'a' has 22 training images, 'b' 2 (11.0:1)" in lines[3] and lines[3].startswith("warning:")
+    with caplog.at_level(logging.INFO, logger="kerascv_tl.data.check"):
+        apply_on_bad(check, "skip")
+    assert any(r.levelno == logging.WARNING and "class imbalance" in r.getMessage() for r in caplog.records)
+
+    even = DataCheck(ImageSource(["a", "b"], np.array([0] * 20 + [1] * 2, np.int32), ["x"] * 22), val)
+    assert "warning" not in even.summary()  # exactly 10:1 does not warn
+
+    def record(*labels):
+        return DetectionRecord("i.png", np.zeros((len(labels), 4)) + [0, 0, 5, 5], list(labels), 10, 10)
+
+    boxes = DetectionSource([record(0, 0, 1), record(0), record()], ["person", "dog", "cat"])
+    detection = DataCheck(boxes, DetectionSource([record(2)], ["person", "dog", "cat"]))
+    counts = detection.to_dict()["class_counts"]
+    assert counts["unit"] == "boxes" and counts["train"] == {"person": 3, "dog": 1, "cat": 0}
+    assert "training boxes per class: person 3, dog 1, cat 0" in detection.summary()
+    assert "'cat' 0" in detection.summary()
+
+
+def test_sources_without_class_labels_have_no_class_counts():
+    from kerascv_tl.data.check import DataCheck
+    from kerascv_tl.data.records import ImageSource
+
+    tfds = ImageSource(["a", "b"], np.zeros(3, np.int32), None, "x", "train")
+    check = DataCheck(tfds, tfds)
+    assert check.to_dict()["class_counts"] is None and check.summary() == check.headline()

@@ -29,7 +29,7 @@ def assert_plain_json(value):
         for item in value:
             assert_plain_json(item)
     else:
-        assert type(value) in (int, float, str), type(value)
+        assert type(value) in (int, float, str, bool), type(value)
         if type(value) is float:
             assert np.isfinite(value)
 
@@ -176,3 +176,32 @@ def test_accepts_lists_and_whole_float_labels():
 def test_bad_inputs_raise_value_error(y_true, probabilities, class_names, message):
     with pytest.raises(ValueError, match=message):
         classification_metrics(y_true, probabilities, class_names)
+
+
+def test_balanced_accuracy_is_the_mean_recall_over_classes_with_examples():
+    names = ["cat", "dog", "bird", "fish"]  # no fish in this split
+    metrics = classification_metrics(Y_TRUE, scores_for(Y_PRED, 4), names)
+    # recall: cat 2/4, dog 2/3, bird 2/3; fish has no examples and does not count
+    assert metrics["balanced_accuracy"] == pytest.approx((2 / 4 + 2 / 3 + 2 / 3) / 3)
+    assert metrics["macro_recall"] == pytest.approx((2 / 4 + 2 / 3 + 2 / 3) / 4)
+    assert metrics["per_class"]["cat"]["recall"] == pytest.approx(0.5)
+    assert metrics["imbalanced"] is False  # 4 vs 3 examples: below 1.5:1
+
+
+def test_an_imbalanced_split_is_flagged_and_leads_the_report_with_macro_f1_and_balanced_accuracy():
+    from kerascv_tl.tasks.classification import ClassificationTask
+
+    y_true = np.array([0] * 9 + [1] * 3)
+    y_pred = np.array([0] * 9 + [0, 0, 1])
+    metrics = classification_metrics(y_true, scores_for(y_pred, 2), ["common", "rare"])
+    assert metrics["imbalanced"] is True and metrics["accuracy"] == pytest.approx(10 / 12)
+    assert metrics["balanced_accuracy"] == pytest.approx((1 + 1 / 3) / 2)
+    task = ClassificationTask()
+    line = task.result_line(metrics)
+    assert line.index("macro F1") < line.index("balanced accuracy") < line.index("accuracy: 0.8333")
+    assert "rare 0.3333" in line and "common 1.0000" in line
+    assert task.headline(metrics).startswith("macro F1 ")
+    assert "balanced accuracy: 0.6667" in task.evaluation_line(metrics)
+    assert "balanced_accuracy" in task.card_metrics
+    balanced = classification_metrics(Y_TRUE[:7], scores_for(Y_PRED[:7], 3), CLASSES)
+    assert task.result_line(balanced).startswith("validation accuracy: ")
