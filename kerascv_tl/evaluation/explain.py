@@ -31,6 +31,7 @@ import tensorflow as tf
 from matplotlib import colormaps
 from PIL import Image
 
+from kerascv_tl.data.errors import DataError
 from kerascv_tl.data.pipeline import eval_dataset
 from kerascv_tl.evaluation.gradcam import gradcam_for
 from kerascv_tl.evaluation.plots import MISTAKE_COLOR, plot_image_grid
@@ -67,18 +68,22 @@ def explain_classifier(
     `count` >= 1: mistakes shown overall and correct examples shown per class."""
     if count < 1:
         raise ValueError(f"the number of examples to explain must be at least 1, got {count}")
-    mistakes, correct = _select(model, source, data_config, count, batch_size)
+    try:
+        cam = gradcam_for(model)  # before the pass over the data: a model it cannot explain fails at once
+    except ValueError as e:
+        raise DataError(f"--explain: {e}") from None
+    mistakes, correct, seen = _select(model, source, data_config, count, batch_size)
     folder = Path(out_dir) / "explain"
     folder.mkdir(parents=True, exist_ok=True)
     for stale in [*folder.glob("mistake_*.png"), *folder.glob("correct_*.png")]:  # an earlier --explain's
         stale.unlink()
-    cam = gradcam_for(model)
     chosen = sorted(mistakes, key=lambda m: -m[0]) + [
         item for label in sorted(correct) for item in sorted(correct[label], key=lambda m: -m[0])
     ]
     heat = _maps(cam, chosen, batch_size)
     names = [str(n) for n in class_names]
-    paths = getattr(source, "paths", None)
+    # A file that failed to decode was left out of the pass, shifting the positions after it: no paths then.
+    paths = getattr(source, "paths", None) if seen == len(source) else None
     index: dict = {"method": "grad-cam", "layer": cam.layer, "count": count, "mistakes": [], "correct": []}
     overlays, written = [], set()
     for position, ((confidence, sample, image, true, predicted), cam_map) in enumerate(zip(chosen, heat)):
@@ -111,7 +116,8 @@ def explain_classifier(
 
 def _select(model, source, data_config, count: int, batch_size: int):
     """One pass over `source`: heaps of (confidence, -index, uint8 image, true, predicted), the `count` most
-    confident mistakes overall and per class the `count` most confident correct examples (ties: earlier first)."""
+    confident mistakes overall and per class the `count` most confident correct examples (ties: earlier first);
+    and the number of examples read."""
     mistakes: list = []
     correct: dict[int, list] = {}
     offset = 0
@@ -134,7 +140,7 @@ def _select(model, source, data_config, count: int, batch_size: int):
         offset += len(labels)
     if offset == 0:
         raise ValueError("the data to explain is empty")
-    return _items(mistakes), {label: _items(heap) for label, heap in correct.items()}
+    return _items(mistakes), {label: _items(heap) for label, heap in correct.items()}, offset
 
 
 def _items(heap: list) -> list:

@@ -102,3 +102,14 @@ def test_tasks_without_explanations_refuse_naming_the_task():
 
     with pytest.raises(DataError, match="--explain is offered for classification only, not for detection"):
         get_task("detection").explain(None, None, None, "unused", [], 1)
+
+
+def test_a_model_grad_cam_cannot_explain_is_refused_before_reading_the_data():
+    import keras
+
+    from kerascv_tl.evaluation.explain import explain_classifier
+
+    inputs = keras.Input((8, 8, 3))
+    plain = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    with pytest.raises(DataError, match="--explain: Grad-CAM needs a kerascv_tl classifier"):
+        explain_classifier(plain, None, None, "unused", ["a", "b"], 1)
