@@ -61,7 +61,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 def _parser() -> argparse.ArgumentParser:
     """The CLI contract: one declaration per subcommand and option, read top to bottom in the modules below."""
-    from kerascv_tl.cli import models, predict, train
+    from kerascv_tl.cli import models, predict, study, train
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="count", default=0, help="only results and errors")
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(prog="kerascv-tl", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (train, models, predict):
+    for module in (train, models, predict, study):
         module.add_parsers(sub, common)
     return parser
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +49,15 @@ def train(
     overwrite: bool = False,
     config_path: str | None = None,
     verbose: int | None = None,
+    sources: tuple[Any, Any] | None = None,
+    evaluate: Callable[..., dict] | None = None,
 ) -> tuple[RunFolder, dict]:
     """Runs the config's recipe in a run folder (resuming an interrupted one); returns (run, metrics).
-    `verbose` is `model.fit`'s (default: `kerascv_tl.console.keras_verbose()`: a progress bar on a terminal)."""
+    `verbose` is `model.fit`'s (default: `kerascv_tl.console.keras_verbose()`: a progress bar on a terminal).
+    `sources`: (train, val) already checked (`checked_sources`), e.g. one fold of a cross-validation, trained
+    instead of the config's `data:` (which is then neither read nor checked again). `evaluate(task, setup,
+    histories, extra) -> metrics` replaces `task.evaluate` on the validation source (it must write the same
+    reports), e.g. a cross-validation fold's evaluation from cached embeddings."""
     started = time.time()
     task = get_task(config.task)
     # set_up and finish are looked up on this module at call time (tests wrap them to look inside a run).
@@ -77,13 +84,13 @@ def train(
         "strategy %s with %d replica(s): global batch %d", type(strategy).__name__, replicas, config.train.batch_size
     )
     log.info("%s", device_line(strategy))
-    setup = set_up(task, config, run, strategy)
+    setup = set_up(task, config, run, strategy, sources)
     if replicas > 1 and config.train.sync_batch_norm:
         log.info("BatchNorm statistics over the global batch in %d layer(s)", synchronize_batch_norm(setup.model))
     run_schedule(task, setup, verbose)
     # Evaluation and export run on this process's devices alone (the replicas hold the same weights).
     detach_from_strategy(setup.model)
-    metrics = finish(task, setup)
+    metrics = finish(task, setup, evaluate)
     run.write_timings(started)
     log.info("run finished in %.0f s", time.time() - started)  # the CLI prints the folder and the metrics
     discard_worker_run_dir(run.root)
@@ -101,9 +108,10 @@ def checked_sources(config: RecipeConfig, run: RunFolder) -> tuple[Any, Any]:
     return check.train, check.val
 
 
-def set_up(task: Task, config: RecipeConfig, run: RunFolder, strategy) -> TaskSetup:
-    """Checked sources, class names, the task model under the strategy and precision policy: the TaskSetup."""
-    train_source, val_source = checked_sources(config, run)
+def set_up(task: Task, config: RecipeConfig, run: RunFolder, strategy, sources=None) -> TaskSetup:
+    """Checked sources (`sources`, or the config's data checked here), class names, the task model under the
+    strategy and precision policy: the TaskSetup."""
+    train_source, val_source = sources if sources is not None else checked_sources(config, run)
     log.debug("%s", task.describe_data(train_source, val_source))
     run.save_class_names(train_source.class_names)
     # The model is built under the config's dtype policy, which is put back afterwards (kerascv_tl/precision.py).
@@ -133,20 +141,18 @@ def evaluate_start(task: Task, setup: TaskSetup) -> None:
     log.info("epoch 0 (preset start): %s", task.headline(metrics))
 
 
-def finish(task: Task, setup: TaskSetup) -> dict:
-    """Saves the final model, evaluates it on the validation data and writes the model card."""
+def finish(task: Task, setup: TaskSetup, evaluate: Callable[..., dict] | None = None) -> dict:
+    """Saves the final model, evaluates it on the validation data (`task.evaluate`, or `evaluate`: see `train`)
+    and writes the model card."""
     run, config = setup.run, setup.config
     run.save_model(setup.model)
-    metrics = task.evaluate(
-        setup.model,
-        setup.val,
-        config,
-        run.root,
-        setup.class_names,
-        config.train.batch_size,
-        run.history_files(),
-        task.run_summary(setup),
-    )
+    histories, extra = run.history_files(), task.run_summary(setup)
+    if evaluate is not None:
+        metrics = evaluate(task, setup, histories, extra)
+    else:
+        metrics = task.evaluate(
+            setup.model, setup.val, config, run.root, setup.class_names, config.train.batch_size, histories, extra
+        )
     headline = {k: metrics[k] for k in task.card_metrics if k in metrics}
     counts = {"train_images": len(setup.train), "val_images": len(setup.val)}
     card = model_card(

@@ -1,9 +1,16 @@
-"""On-disk cache of frozen-backbone embeddings, keyed by everything that changes them.
+"""On-disk cache of frozen-backbone embeddings, one row per image, keyed by everything that changes them.
 
-The key covers the backbone name, its weights' provenance (file hash, preset handle, ImageNet loader),
-the preprocessing, image size and crop, the precision when it is not float32, and the source's fingerprint
-(file list, sizes, mtimes, labels).
-Randomly initialised backbones also key on the seed. Files are .npz read with allow_pickle=False.
+The cache key (`cache_key`) covers the backbone name, its weights' provenance (file hash, preset handle,
+ImageNet loader), the preprocessing, image size and crop, and the precision when it is not float32; randomly
+initialised backbones also key on the seed. Under one key, each image has its own row, found by the image's key
+(`image_keys`: the file's absolute path, size and modification time), so any subset of the images a key has seen
+is a cache hit: the folds of a cross-validation, a run whose validation split moved, a dataset that grew (only
+the new images are embedded). Labels are not cached (they come from the source), so relabelling costs nothing.
+
+Files: `cache_dir/<key>-<shard>.npz`, one shard per computation (the images embedded that time), each written
+atomically and read with allow_pickle=False. Two processes filling the same key write different shards; a row
+found twice is the same embedding. A TFDS split has no files to key: its rows are keyed by (name, split, count,
+index) and it is embedded whole.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascv_tl.data.epochs import EpochData, epoch_seed
-from kerascv_tl.data.pipeline import eval_dataset
+from kerascv_tl.data.pipeline import eval_images
 from kerascv_tl.data.records import ImageSource
 from kerascv_tl.utils.io import atomic_path
 
@@ -30,21 +38,46 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_KEY_CHARS = 32
 
-def cache_key(backbone_info: dict, source: ImageSource, data_config: DataConfig, seed: int) -> str:
+
+def cache_key(backbone_info: dict, data_config: DataConfig, seed: int) -> str:
+    """What makes one image's embedding: the backbone, its weights, preprocessing, size, crop and precision."""
     parts = {
         "backbone": backbone_info["name"],
         "weights": backbone_info["weights_source"],
         "preprocessing": backbone_info["preprocessing"],
         "image_size": data_config.image_size,
         "crop_fraction": data_config.crop_fraction,
-        "source": source.fingerprint(),
+        "layout": "per-image",  # files of the earlier per-source layout never match this key
     }
     if backbone_info["weights_source"].get("kind") == "none":
         parts["seed"] = seed
     if backbone_info.get("precision", "float32") != "float32":  # 16-bit embeddings differ (float32 keys unchanged)
         parts["precision"] = backbone_info["precision"]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:_KEY_CHARS]
+
+
+def image_keys(source: ImageSource) -> list[str]:
+    """One key per example: a file's absolute path, size and modification time (a changed file is a new key)."""
+    lines = []
+    if source.paths is None:
+        lines = [f"tfds:{source.tfds_name}:{source.tfds_split}:{len(source)}:{i}" for i in range(len(source))]
+    else:
+        for path in source.paths:
+            stat = os.stat(path)
+            lines.append(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return [hashlib.sha256(line.encode("utf-8", "surrogateescape")).hexdigest()[:_KEY_CHARS] for line in lines]
+
+
+def read_cache(cache_dir: str | Path, key: str) -> dict[str, np.ndarray]:
+    """Every row cached under `key`: {image key: float32 [D] embedding}."""
+    rows: dict[str, np.ndarray] = {}
+    for shard in sorted(Path(cache_dir).glob(f"{key}-*.npz")):
+        with np.load(shard, allow_pickle=False) as data:
+            for image_key, row in zip(data["keys"].tolist(), data["embeddings"]):
+                rows.setdefault(image_key, row)
+    return rows
 
 
 def cached_embeddings(
@@ -55,22 +88,57 @@ def cached_embeddings(
     key: str,
     batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(embeddings float32 [N, D], labels int32 [N]); computed once, then read from `cache_dir/key.npz`."""
-    path = Path(cache_dir) / f"{key}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            log.info("feature cache hit: %s", path)
-            return data["embeddings"], data["labels"]
-    log.info("computing embeddings of %d images (cache miss: %s)", len(source), path)
+    """(embeddings float32 [N, D], labels int32 [N]) in source order; the images `cache_dir` holds no row for
+    under `key` are embedded and written as one new shard. An image that fails to decode is left out (and
+    named on stderr), as the image pipelines leave it out."""
+    keys = image_keys(source)
+    rows = read_cache(cache_dir, key)
+    missing = [i for i, image_key in enumerate(keys) if image_key not in rows]
+    if not missing:
+        log.info("feature cache hit: %d images (%s, key %s)", len(keys), cache_dir, key)
+    else:
+        log.info(
+            "computing embeddings of %d of %d images (cache miss: %s, key %s)", len(missing), len(keys), cache_dir, key
+        )
+        computed = _embed(extractor, source, missing, data_config, batch_size)
+        if computed:
+            new_keys = sorted({keys[i] for i in computed})
+            shard = hashlib.sha256("".join(new_keys).encode()).hexdigest()[:16]
+            with atomic_path(Path(cache_dir) / f"{key}-{shard}.npz", suffix=".npz") as tmp:
+                np.savez(
+                    tmp,
+                    keys=np.asarray([keys[i] for i in computed]),
+                    embeddings=np.stack(list(computed.values())),
+                )
+            rows.update({keys[i]: row for i, row in computed.items()})
+    kept = [i for i, image_key in enumerate(keys) if image_key in rows]
+    if not kept:
+        raise ValueError(f"{source.description}: no image could be decoded to embed")
+    embeddings = np.stack([rows[keys[i]] for i in kept]).astype(np.float32, copy=False)
+    return embeddings, np.asarray(source.labels, np.int32)[kept]
+
+
+def _embed(
+    extractor: keras.Model, source: ImageSource, indices: list[int], data_config: DataConfig, batch_size: int
+) -> dict[int, np.ndarray]:
+    """{index in `source`: embedding} for `indices`, the images that decode."""
+    if source.paths is None:  # TFDS decodes every example, in order: number them as they come
+        images = eval_images(source, data_config).map(lambda image, label: image)
+        numbered = tf.data.Dataset.zip((images, tf.data.Dataset.range(len(source))))
+    else:
+        # The files to embed, labelled with their index: the tolerant decode may leave one out.
+        wanted = ImageSource(
+            source.class_names, np.asarray(indices, np.int64), [source.paths[i] for i in indices], description="embed"
+        )
+        numbered = eval_images(wanted, data_config)
     embed = _embedding_function(extractor, data_config.image_size)
-    embeddings, labels = [], []
-    for images, one_hot in eval_dataset(source, data_config, batch_size):
-        embeddings.append(np.asarray(embed(images), np.float32))
-        labels.append(np.argmax(one_hot.numpy(), axis=1).astype(np.int32))
-    result = np.concatenate(embeddings), np.concatenate(labels)
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, embeddings=result[0], labels=result[1])
-    return result
+    wanted_set = set(indices)
+    computed: dict[int, np.ndarray] = {}
+    for images, numbers in numbered.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        for number, row in zip(numbers.numpy().tolist(), np.asarray(embed(images), np.float32)):
+            if int(number) in wanted_set:
+                computed[int(number)] = row
+    return computed
 
 
 _EMBEDDING_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -93,14 +161,14 @@ def cached_feature_data(
 ) -> tuple[EpochData, tf.data.Dataset]:
     """Training epochs and validation batches of (embedding, one-hot label), from the on-disk cache.
 
-    The backbone runs once over the un-augmented images of each source (a cache hit costs nothing); epoch e
+    The backbone runs once over the un-augmented images not yet cached (a cache hit costs nothing); epoch e
     shuffles the embeddings with `epoch_seed(seed, e)`, so a resumed run sees the same batches.
     """
     cache_dir = config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
     batch = config.train.batch_size
+    key = cache_key(backbone_info, config.data, config.seed)
     datasets = []
     for source in (train, val):
-        key = cache_key(backbone_info, source, config.data, config.seed)
         embeddings, labels = cached_embeddings(extractor, source, config.data, cache_dir, key, batch)
         one_hot = keras.utils.to_categorical(labels, source.num_classes).astype(np.float32)
         datasets.append(tf.data.Dataset.from_tensor_slices((embeddings, one_hot)))
