@@ -31,7 +31,7 @@ test: install lint
 
 # Every figure the README quotes: JSON in benchmarks/results/, then the Markdown table RESULTS.md (< 45 min, 2 cores).
 BENCHMARKS := "input_pipeline.py" "input_pipeline.py --cache" profile_input_pipeline.py framework_overhead.py cached_features.py serving.py \
-	distribute.py real_data.py
+	distribute.py real_data.py imbalance.py cv_compare.py
 bench: install
 	set -e; for b in $(BENCHMARKS); do echo "== benchmarks/$$b $$(date +%T)"; $(PY) benchmarks/$$b; done; date +%T
 	$(PY) benchmarks/report.py

@@ -127,6 +127,26 @@ def other_rows() -> list[str]:
             f"| training images/s by precision and XLA ({setup['image_size']} px, batch {setup['batch_size']}, "
             f"{setup['weights']} weights, median of {setup['rounds']} rounds) | {speeds} |"
         )
+    if r := load("imbalance"):
+        means = "; ".join(
+            f"{name}: macro F1 {v['mean']['macro_f1']:.3f}, balanced accuracy {v['mean']['balanced_accuracy']:.3f}"
+            for name, v in r["settings"].items()
+        )
+        counts = "/".join(str(c) for c in r["counts"].values())
+        out.append(f"| imbalance: flowers5 cut to {counts} training images per class, mean of 3 seeds | {means} |")
+    if r := load("cv_compare"):
+        cv = r["cv"]
+        accuracy = cv["metrics"]["accuracy"]
+        out.append(
+            f"| `{cv['cv_command']}` vs one `train` | {cv['cv_wall_s']:.0f} s vs {cv['train_wall_s']:.0f} s "
+            f"({cv['ratio']}x); accuracy {accuracy['mean']:.4f} ± {accuracy['std']:.4f} |"
+        )
+        rows_ = "; ".join(
+            f"{row['name']}{' (random)' if row.get('random') else ''} {row['accuracy']:.3f}"
+            for row in r["compare"]["report"]["backbones"]
+            if row.get("accuracy") is not None
+        )
+        out.append(f"| `{r['compare']['command']}` (probe accuracy) | {rows_} |")
     return out
 
 

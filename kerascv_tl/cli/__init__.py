@@ -1,4 +1,4 @@
-"""`kerascv-tl`: train | check-data | recipes | evaluate | export | predict | backbones | demo.
+"""`kerascv-tl`: train | check-data | recipes | evaluate | export | predict | backbones | cv | compare | demo.
 
 The command-line contract (recipes and docs depend on it):
   kerascv-tl train [CONFIG|RECIPE] [--data DIR] [--task T] [--backbone B] [--recipe R] [--epochs N]
@@ -6,11 +6,13 @@ The command-line contract (recipes and docs depend on it):
                    [--strategy NAME] [--export]
   kerascv-tl check-data [CONFIG|RECIPE] [--data DIR] [--set key=value ...] [--json]
   kerascv-tl recipes [NAME]
-  kerascv-tl evaluate RUN_DIR|SAVED_MODEL --data PATH [--output DIR]
+  kerascv-tl evaluate RUN_DIR|SAVED_MODEL --data PATH [--output DIR] [--explain N]
   kerascv-tl export RUN_DIR [--format savedmodel|litert|onnx ...] [--quantize none|float16|dynamic|int8]
                     [--output DIR] [--verify]
   kerascv-tl predict SAVED_MODEL|RUN_DIR|FILE.tflite|FILE.onnx PATH... [--output FILE.csv|FILE.jsonl]
   kerascv-tl backbones [--check]
+  kerascv-tl cv [CONFIG|RECIPE] [--data DIR] --folds K [--final] [--export-ensemble] [--set key=value ...]
+  kerascv-tl compare CONFIG|RECIPE [--backbones a,b,c] [--allow-random] [--max-latency-ms X] [--output DIR]
   kerascv-tl demo
 Every command takes -q/--quiet and -v/--verbose. Known problems (bad config, bad data, missing weights, a
 finished run, an unsafe model file) end with one `error:` line and exit status 2, not a traceback.
