@@ -136,6 +136,25 @@ def test_killed_cv_resumes_shares_the_feature_cache_and_exports_an_averaging_ens
     expected = np.mean([np.asarray(m(pixels, training=False)) for m in folds], axis=0)
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
+    # --final: the recipe once more on all 36 images; no held-out data, so no early stopping and the training loss
+    # picks the checkpoint. The finished folds are not retrained.
+    trained.clear()
+    result = cross_validate(load_config(recipe), 3, output=parent, final=True)
+    assert trained == ["final"]
+    final_config = result.final.load_config()
+    assert final_config.train.monitor == "loss" and final_config.train.early_stopping_patience == 0
+    assert json.loads((parent / "final" / "metrics.json").read_text())["num_examples"] == 36
+
     # Another fold count over the same folder is refused rather than mixed with these folds.
     with pytest.raises(RunExistsError, match="another fold count"):
         cross_validate(load_config(recipe), 4, output=parent)
+
+
+def test_ensemble_export_is_refused_for_other_tasks_before_anything_is_written(tmp_path):
+    from kerascv_tl.config import ConfigError, load_config
+    from kerascv_tl.crossval import cross_validate
+
+    config = load_config(None, ["task=detection", f"data.train={tmp_path / 'not_read'}"])
+    with pytest.raises(ConfigError, match="only classification"):
+        cross_validate(config, 3, output=tmp_path / "cv", export_ensemble=True)
+    assert not (tmp_path / "cv").exists()
