@@ -27,6 +27,18 @@ def mobilenet_v2_weights() -> Path:
     return assets() / "weights" / "mobilenet_v2_imagenet" / "mobilenet_v2_torchvision_ported_keras_notop.weights.h5"
 
 
+def git_commit() -> str:
+    """The checkout's commit, with "+changes" when tracked files differ from it (a figure from such a tree is
+    not the committed recipe's)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def machine() -> str:
     gpus = tf.config.list_physical_devices("GPU")
     device = f"{len(gpus)} GPU(s)" if gpus else "CPU"

@@ -1,11 +1,11 @@
 """Quality and cost on real data: the shipped recipes run through the CLI, each in its own process.
 
-Prints and records each run's validation figures (from its metrics.json), wall time of the whole command
-and peak RSS of its process. The detection and segmentation recipes run with fewer epochs than published
-(`--set` below) so that `make bench` fits in 45 minutes on 2 cores; `--full` runs them as published
-(README: pennfudan detection 8 + 20 epochs, segmentation 4 + 16).
+Prints and records each run's validation figures (from its metrics.json), wall time of the whole command,
+the training time the run itself recorded (timings.json) and peak RSS of its process. The recipes run exactly as
+committed, so that these are the figures README quotes (`benchmarks/quoted_figures.py` checks them);
+`--quick` runs detection and segmentation with fewer epochs (`--set` below), for a quick look only.
 
-    python benchmarks/real_data.py [--full] [--only flowers_fine_tune,...]
+    python benchmarks/real_data.py [--quick] [--only flowers_fine_tune,...]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, assets, write_result
+from common import RESULTS, ROOT, assets, git_commit, write_result
 
 # name -> (recipe, overrides for the quick version, figures to report)
 RUNS = {
@@ -62,8 +62,10 @@ def run_recipe(recipe: str, overrides: list[str], output: Path) -> dict:
     child.returncode = code
     if code != 0:
         raise RuntimeError(f"{recipe} failed (exit {code}):\n{log_tail}")
+    timings = json.loads((output / "timings.json").read_text())
     return {
         "wall_s": round(wall, 1),
+        "train_s": timings.get("train_wall_time_s"),
         "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 2),  # ru_maxrss: KiB on Linux
         "metrics": json.loads((output / "metrics.json").read_text()),
     }
@@ -71,20 +73,25 @@ def run_recipe(recipe: str, overrides: list[str], output: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--full", action="store_true", help="detection and segmentation with the published epochs")
+    parser.add_argument("--quick", action="store_true", help="detection and segmentation with fewer epochs")
     parser.add_argument("--only", default=",".join(RUNS))
     args = parser.parse_args()
-    results = {}
+    # --only updates those runs and keeps the others' last measurement (each row says its commit).
+    earlier = RESULTS / "real_data.json"
+    results = json.loads(earlier.read_text()).get("runs", {}) if earlier.is_file() else {}
+    commit = git_commit()
     with tempfile.TemporaryDirectory() as work:
         for name in args.only.split(","):
             recipe, quick, keys = RUNS[name]
-            overrides = [] if args.full else quick
+            overrides = quick if args.quick else []
             run = run_recipe(recipe, overrides, Path(work) / name)
             results[name] = {
                 "command": " ".join(["kerascv-tl train", f"recipes/{recipe}"] + [f"--set {o}" for o in overrides]),
                 **{key: figure(run["metrics"], key) for key in keys},
                 "wall_s": run["wall_s"],
+                "train_s": run["train_s"],
                 "peak_rss_gb": run["peak_rss_gb"],
+                "commit": commit,
             }
             shown = ", ".join(f"{key} {results[name][key]:.3f}" for key in keys)
             print(f"{name:28s} {shown}   {run['wall_s'] / 60:5.1f} min   peak RSS {run['peak_rss_gb']:.2f} GB")
