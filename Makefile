@@ -29,12 +29,15 @@ lint: install
 test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=25
 
-# Every figure the README quotes: JSON in benchmarks/results/, then the Markdown table RESULTS.md (< 45 min, 2 cores).
+# Every figure the README quotes: JSON in benchmarks/results/, the Markdown table RESULTS.md, then a check that each
+# quoted figure agrees with its new measurement (benchmarks/quoted_figures.py; fails loudly). The real-data rows run
+# the recipes exactly as committed: about 50 minutes on 2 cores.
 BENCHMARKS := "input_pipeline.py" "input_pipeline.py --cache" profile_input_pipeline.py framework_overhead.py cached_features.py serving.py \
 	distribute.py real_data.py imbalance.py cv_compare.py
 bench: install
 	set -e; for b in $(BENCHMARKS); do echo "== benchmarks/$$b $$(date +%T)"; $(PY) benchmarks/$$b; done; date +%T
 	$(PY) benchmarks/report.py
+	$(PY) benchmarks/quoted_figures.py
 
 # Float32 vs mixed_bfloat16, XLA off vs on, for two networks (about 4 minutes; behind `precision` and `jit_compile: auto`).
 bench-precision: install

@@ -47,7 +47,7 @@ def figure(metrics: dict, key: str):
 
 def run_recipe(recipe: str, overrides: list[str], output: Path) -> dict:
     """Runs `kerascv-tl train` in a child process; wall seconds, the child's peak RSS and its metrics."""
-    command = [sys.executable, "-m", "kerascv_tl.cli", "train", str(ROOT / "recipes" / recipe), "--output", str(output)]
+    command = [sys.executable, "-m", "kerascv_tl.cli", "train", recipe.removesuffix(".yaml"), "--output", str(output)]
     for override in overrides:
         command += ["--set", override]
     feature_cache = output.parent / f"{output.name}_feature_cache"  # cold cache: part of the cost
