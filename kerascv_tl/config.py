@@ -147,6 +147,9 @@ class TrainConfig:
     monitor: str = "auto"
     cache_features: bool = False  # feature_extraction: run the frozen backbone once, train on embeddings
     feature_cache_dir: str | None = None  # default: <output_dir>/.feature_cache
+    # cache_features: fixed views of each training image cached as extra rows (augmentation that survives the
+    # cache): flip (mirror), zoom (central 80% of the evaluation crop), zoom_flip
+    cache_views: list[str] = field(default_factory=list)
     head_epochs: int = 3  # fine_tune phase 1
     unfreeze: int | str = "all"  # fine_tune phase 2: "all", top N blocks, or a layer name
     fine_tune_learning_rate: float = 1e-4

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 EXPORT_FORMATS = ("savedmodel", "litert", "onnx", "preset")
+# train.cache_views: fixed augmentations of a training image cached as extra rows (kerascv_tl.training.feature_cache)
+CACHE_VIEWS = ("flip", "zoom", "zoom_flip")
 
 
 class ConfigError(ValueError):
@@ -36,6 +38,15 @@ def check_values(config: Any, source: str) -> None:
         (
             set(config.export.formats) <= set(EXPORT_FORMATS) and len(config.export.formats) > 0,
             f"export.formats must be a non-empty list of {', '.join(EXPORT_FORMATS)}",
+        ),
+        (
+            set(config.train.cache_views) <= set(CACHE_VIEWS)
+            and len(set(config.train.cache_views)) == len(config.train.cache_views),
+            f"train.cache_views must be a list of distinct views from {', '.join(CACHE_VIEWS)}",
+        ),
+        (
+            config.train.cache_features or not config.train.cache_views,
+            "train.cache_views needs train.cache_features: true (uncached training augments every epoch)",
         ),
         (
             config.export.output_dtype == "float32" or config.export.quantize == "int8",

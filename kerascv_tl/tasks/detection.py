@@ -75,6 +75,7 @@ class DetectionTask(Task):
         ("train.label_smoothing", "RetinaNet's focal loss"),
         ("train.cache_features", "classification only"),
         ("train.feature_cache_dir", "classification only"),
+        ("train.cache_views", "classification only"),
         ("export.top_k", "classification"),
         ("export.probabilities", "segmentation class probabilities"),
     )

@@ -59,6 +59,7 @@ class MultiLabelTask(Task):
         ("head.architecture", "the segmentation head"),
         ("train.cache_features", "not implemented for multi_label"),
         ("train.feature_cache_dir", "not implemented for multi_label"),
+        ("train.cache_views", "not implemented for multi_label"),
         ("export.top_k", "the export returns every label over the tuned threshold"),
         ("export.score_threshold", "detection; the decision threshold is tuned on the validation set"),
         ("export.max_detections", "detection"),

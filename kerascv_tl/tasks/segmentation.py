@@ -73,6 +73,7 @@ class SegmentationTask(Task):
         ("train.label_smoothing", "not applied to the pixel-wise loss"),
         ("train.cache_features", "classification only"),
         ("train.feature_cache_dir", "classification only"),
+        ("train.cache_views", "classification only"),
         ("export.top_k", "classification"),
         ("export.score_threshold", "detection"),
         ("export.max_detections", "detection"),

@@ -6,6 +6,8 @@ initialised backbones also key on the seed. Under one key, each image has its ow
 (`image_keys`: the file's absolute path, size and modification time), so any subset of the images a key has seen
 is a cache hit: the folds of a cross-validation, a run whose validation split moved, a dataset that grew (only
 the new images are embedded). Labels are not cached (they come from the source), so relabelling costs nothing.
+A view of the training images (`train.cache_views`: mirrored, zoomed) is its own key, the same key plus the view,
+so the evaluation images' rows are shared with runs that cache no views.
 
 Files: `cache_dir/<key>-<shard>.npz`, one shard per computation (the images embedded that time), each written
 atomically and read with allow_pickle=False. Two processes filling the same key write different shards; a row
@@ -15,6 +17,7 @@ index) and it is embedded whole.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerascv_tl.config_checks import CACHE_VIEWS
 from kerascv_tl.data.epochs import EpochData, epoch_seed
 from kerascv_tl.data.pipeline import eval_images
 from kerascv_tl.data.records import ImageSource
@@ -39,10 +43,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _KEY_CHARS = 32
+# A "zoom" view (`train.cache_views`) keeps the central ZOOM_FRACTION of the evaluation crop, cut from the file at
+# its full resolution.
+ZOOM_FRACTION = 0.8
 
 
-def cache_key(backbone_info: dict, data_config: DataConfig, seed: int) -> str:
-    """What makes one image's embedding: the backbone, its weights, preprocessing, size, crop and precision."""
+def cache_key(backbone_info: dict, data_config: DataConfig, seed: int, view: str | None = None) -> str:
+    """What makes one image's embedding: the backbone, its weights, preprocessing, size, crop and precision, and
+    the view (`CACHE_VIEWS`) when it is not the evaluation image itself."""
     parts = {
         "backbone": backbone_info["name"],
         "weights": backbone_info["weights_source"],
@@ -55,6 +63,8 @@ def cache_key(backbone_info: dict, data_config: DataConfig, seed: int) -> str:
         parts["seed"] = seed
     if backbone_info.get("precision", "float32") != "float32":  # 16-bit embeddings differ (float32 keys unchanged)
         parts["precision"] = backbone_info["precision"]
+    if view is not None:  # the evaluation image's key is unchanged by the views
+        parts["view"] = view
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:_KEY_CHARS]
 
 
@@ -87,10 +97,12 @@ def cached_embeddings(
     cache_dir: str | Path,
     key: str,
     batch_size: int = 32,
+    view: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings float32 [N, D], labels int32 [N]) in source order; the images `cache_dir` holds no row for
     under `key` are embedded and written as one new shard. An image that fails to decode is left out (and
-    named on stderr), as the image pipelines leave it out."""
+    named on stderr), as the image pipelines leave it out. `view`: one of `CACHE_VIEWS` (with the `key` that
+    `cache_key` gives it), None for the evaluation image."""
     keys = image_keys(source)
     rows = read_cache(cache_dir, key)
     missing = [i for i, image_key in enumerate(keys) if image_key not in rows]
@@ -100,7 +112,7 @@ def cached_embeddings(
         log.info(
             "computing embeddings of %d of %d images (cache miss: %s, key %s)", len(missing), len(keys), cache_dir, key
         )
-        computed = _embed(extractor, source, missing, data_config, batch_size)
+        computed = _embed(extractor, source, missing, data_config, batch_size, view)
         if computed:
             new_keys = sorted({keys[i] for i in computed})
             shard = hashlib.sha256("".join(new_keys).encode()).hexdigest()[:16]
@@ -118,10 +130,30 @@ def cached_embeddings(
     return embeddings, np.asarray(source.labels, np.int32)[kept]
 
 
+def view_data_config(data_config: DataConfig, view: str | None) -> DataConfig:
+    """The evaluation transform `view` starts from: a zoom view crops the file closer (from its full resolution)."""
+    if view is not None and view not in CACHE_VIEWS:
+        raise ValueError(f"unknown cache view {view!r}; choose from {', '.join(CACHE_VIEWS)}")
+    if view is None or not view.startswith("zoom"):
+        return data_config
+    return dataclasses.replace(data_config, crop_fraction=data_config.crop_fraction * ZOOM_FRACTION)
+
+
+def view_image(image: tf.Tensor, view: str | None) -> tf.Tensor:
+    """The image of `view_data_config` as `view` sees it (mirrored for a flip view)."""
+    return tf.image.flip_left_right(image) if view is not None and view.endswith("flip") else image
+
+
 def _embed(
-    extractor: keras.Model, source: ImageSource, indices: list[int], data_config: DataConfig, batch_size: int
+    extractor: keras.Model,
+    source: ImageSource,
+    indices: list[int],
+    data_config: DataConfig,
+    batch_size: int,
+    view: str | None = None,
 ) -> dict[int, np.ndarray]:
-    """{index in `source`: embedding} for `indices`, the images that decode."""
+    """{index in `source`: embedding of `view`} for `indices`, the images that decode."""
+    data_config = view_data_config(data_config, view)
     if source.paths is None:  # TFDS decodes every example, in order: number them as they come
         images = eval_images(source, data_config).map(lambda image, label: image)
         numbered = tf.data.Dataset.zip((images, tf.data.Dataset.range(len(source))))
@@ -131,6 +163,8 @@ def _embed(
             source.class_names, np.asarray(indices, np.int64), [source.paths[i] for i in indices], description="embed"
         )
         numbered = eval_images(wanted, data_config)
+    if view is not None:
+        numbered = numbered.map(lambda image, number: (view_image(image, view), number))
     embed = _embedding_function(extractor, data_config.image_size)
     wanted_set = set(indices)
     computed: dict[int, np.ndarray] = {}
@@ -161,22 +195,28 @@ def cached_feature_data(
 ) -> tuple[EpochData, tf.data.Dataset]:
     """Training epochs and validation batches of (embedding, one-hot label), from the on-disk cache.
 
-    The backbone runs once over the un-augmented images not yet cached (a cache hit costs nothing); epoch e
-    shuffles the embeddings with `epoch_seed(seed, e)`, so a resumed run sees the same batches.
+    The backbone runs once over the un-augmented images not yet cached (a cache hit costs nothing), and over
+    each of `train.cache_views` of the training images, every view one more row per image in each epoch; epoch
+    e shuffles the rows with `epoch_seed(seed, e)`, so a resumed run sees the same batches.
     """
     cache_dir = config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
     batch = config.train.batch_size
-    key = cache_key(backbone_info, config.data, config.seed)
     datasets = []
-    for source in (train, val):
-        embeddings, labels = cached_embeddings(extractor, source, config.data, cache_dir, key, batch)
+    for source, views in ((train, [None, *config.train.cache_views]), (val, [None])):
+        parts = []
+        for view in views:
+            key = cache_key(backbone_info, config.data, config.seed, view)
+            parts.append(cached_embeddings(extractor, source, config.data, cache_dir, key, batch, view))
+        embeddings = np.concatenate([part[0] for part in parts])
+        labels = np.concatenate([part[1] for part in parts])
         one_hot = keras.utils.to_categorical(labels, source.num_classes).astype(np.float32)
         datasets.append(tf.data.Dataset.from_tensor_slices((embeddings, one_hot)))
     train_embeddings, val_embeddings = datasets
+    rows = int(train_embeddings.cardinality())
 
     def epoch(e: int) -> tf.data.Dataset:
-        shuffled = train_embeddings.shuffle(len(train), seed=epoch_seed(config.seed, e), reshuffle_each_iteration=False)
+        shuffled = train_embeddings.shuffle(rows, seed=epoch_seed(config.seed, e), reshuffle_each_iteration=False)
         return shuffled.batch(batch).prefetch(tf.data.AUTOTUNE)
 
-    steps = max(1, math.ceil(len(train) / batch))
+    steps = max(1, math.ceil(rows / batch))
     return EpochData(epoch, steps), val_embeddings.batch(batch).prefetch(tf.data.AUTOTUNE)
