@@ -66,9 +66,11 @@ def real_data_rows() -> list[str]:
         return []
     out = []
     for name, run in r["runs"].items():
-        figures = ", ".join(f"{k} {v:.3f}" for k, v in run.items() if k not in ("command", "wall_s", "peak_rss_gb"))
+        skip = ("command", "wall_s", "train_s", "peak_rss_gb", "commit")
+        figures = ", ".join(f"{k} {v:.3f}" for k, v in run.items() if k not in skip)
         out.append(
-            f"| {name} | `{run['command']}` | {figures} | {run['wall_s'] / 60:.1f} min | {run['peak_rss_gb']:.2f} GB |"
+            f"| {name} ({run.get('commit', '?')}) | `{run['command']}` | {figures} | {run['wall_s'] / 60:.1f} min "
+            f"| {run['peak_rss_gb']:.2f} GB |"
         )
     return out
 
