@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kerascv_tl.cli.train import add_data_options, add_overrides
+
 
 def add_parsers(sub, common) -> None:
     p = sub.add_parser(
@@ -13,18 +15,9 @@ def add_parsers(sub, common) -> None:
         parents=[common],
         help="K-fold cross-validation over all the labelled data (train + val pooled): mean ± std of the metrics",
     )
-    p.add_argument("config", nargs="?", help="recipe YAML, or a packaged recipe's name (kerascv-tl recipes)")
-    p.add_argument("--data", help="a data folder: its layout picks the task and the reader (no YAML needed)")
-    p.add_argument("--task", help="the task, where a folder fits more than one (e.g. detection, segmentation)")
+    add_data_options(p)
     p.add_argument("--folds", type=int, default=5, help="number of folds K (default 5)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.epochs=20 (repeatable)",
-    )
+    add_overrides(p, "train.epochs=20")
     p.add_argument("--output", help="parent folder of the fold runs (default: <output_dir>/<recipe name>_cv)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing cross-validation in the folder")
     p.add_argument("--final", action="store_true", help="then train one model on all the labelled data (PARENT/final)")
@@ -92,14 +85,7 @@ def _add_compare_parser(sub, common) -> None:
     )
     p.add_argument("--probe-epochs", type=int, default=30, help="epochs of the linear probe (default 30)")
     p.add_argument("--output", help="report folder (default: <output_dir>/compare_<config name>)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set data.image_size=160 (repeatable)",
-    )
+    add_overrides(p, "data.image_size=160")
     p.set_defaults(func=cmd_compare)
 
 

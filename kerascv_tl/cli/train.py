@@ -13,7 +13,7 @@ from kerascv_tl.cli.models import export_run, print_exported
 from kerascv_tl.export.run_export import export_run_formats
 
 
-def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
+def add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -24,7 +24,7 @@ def _add_overrides(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
+def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="recipe YAML, or a packaged recipe's name (kerascv-tl recipes)")
     parser.add_argument(
         "--data", help="a data folder: its layout picks the task and the reader (no YAML needed); see docs/data.md"
@@ -37,14 +37,14 @@ def add_parsers(sub, common) -> None:
     from kerascv_tl.config import RECIPES, STRATEGIES  # no TensorFlow import
 
     p = sub.add_parser("train", parents=[common], help="train from a recipe or a data folder")
-    _add_data_options(p)
+    add_data_options(p)
     p.add_argument("--backbone", help="backbone name (kerascv-tl backbones) or a KerasHub preset")
     p.add_argument("--weights", help="imagenet, none, or a weights file / KerasHub preset folder")
     p.add_argument("--recipe", choices=RECIPES, help="feature_extraction (frozen backbone) or fine_tune")
     p.add_argument("--epochs", type=int, help="train.epochs (fine_tune: epochs after unfreezing)")
     p.add_argument("--image-size", type=int, help="data.image_size")
     p.add_argument("--batch-size", type=int, help="train.batch_size")
-    _add_overrides(p, "train.learning_rate=0.003")
+    add_overrides(p, "train.learning_rate=0.003")
     p.add_argument("--output", help="run folder (default: <output_dir>/<recipe or data folder name>)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in the folder")
     p.add_argument("--export", action="store_true", help="also export a SavedModel when training ends")
@@ -58,8 +58,8 @@ def add_parsers(sub, common) -> None:
     p = sub.add_parser(
         "check-data", parents=[common], help="check a recipe's dataset: every bad file and why, then a summary"
     )
-    _add_data_options(p)
-    _add_overrides(p, "data.train=other/folder")
+    add_data_options(p)
+    add_overrides(p, "data.train=other/folder")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_check_data)
 
