@@ -18,7 +18,7 @@ from kerascv_tl.data.transforms import eval_transform
 from kerascv_tl.evaluation.report import predict_all, write_classification_report
 from kerascv_tl.tasks.classification import ClassificationTask
 from kerascv_tl.tasks.classifier import feature_extractor, head_model
-from kerascv_tl.training.feature_cache import cache_key, cached_embeddings
+from kerascv_tl.training.feature_cache import cache_key, cached_embeddings, feature_cache_dir
 
 if TYPE_CHECKING:
     from kerascv_tl.tasks.base import Task, TaskSetup
@@ -37,7 +37,7 @@ def cached_evaluation(task: Task, config) -> Callable[..., dict] | None:
 
 def _evaluate_from_cache(task: Task, setup: TaskSetup, histories, extra) -> dict:
     config, source = setup.config, setup.val
-    cache_dir = config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
+    cache_dir = feature_cache_dir(config)
     key = cache_key(setup.backbone.info(), config.data, config.seed)
     batch = config.train.batch_size
     embeddings, labels = cached_embeddings(feature_extractor(setup.model), source, config.data, cache_dir, key, batch)

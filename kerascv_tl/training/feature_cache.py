@@ -48,6 +48,11 @@ _KEY_CHARS = 32
 ZOOM_FRACTION = 0.8
 
 
+def feature_cache_dir(config: RecipeConfig) -> str:
+    """Where a run keeps its embeddings: `train.feature_cache_dir`, else `<output_dir>/.feature_cache`."""
+    return config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
+
+
 def cache_key(backbone_info: dict, data_config: DataConfig, seed: int, view: str | None = None) -> str:
     """What makes one image's embedding: the backbone, its weights, preprocessing, size, crop and precision, and
     the view (`CACHE_VIEWS`) when it is not the evaluation image itself."""
@@ -199,7 +204,7 @@ def cached_feature_data(
     each of `train.cache_views` of the training images, every view one more row per image in each epoch; epoch
     e shuffles the rows with `epoch_seed(seed, e)`, so a resumed run sees the same batches.
     """
-    cache_dir = config.train.feature_cache_dir or f"{config.output_dir}/.feature_cache"
+    cache_dir = feature_cache_dir(config)
     batch = config.train.batch_size
     datasets = []
     for source, views in ((train, [None, *config.train.cache_views]), (val, [None])):
