@@ -20,6 +20,8 @@ import yaml
 
 from kerascv_tl.config_checks import ConfigError, check_values
 
+KERAS_HUB_ASPECT_RATIOS = (0.5, 1.0, 2.0)  # RetinaNetObjectDetector's anchor height / width ratios
+
 RECIPES = ("feature_extraction", "fine_tune")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -126,6 +128,15 @@ class HeadConfig:
     # segmentation: deeplabv3 (any conv backbone) or segformer (MiT, or a conv backbone's pyramid); auto picks
     # segformer for mit_* backbones, else deeplabv3
     architecture: str = field(default="auto", metadata=_choices("auto", "deeplabv3", "segformer"))
+    # detection: anchor shapes (height / width) at every location and scale: a list (default: KerasHub's RetinaNet
+    # ratios), or auto = three ratios fitted to the training boxes (their height / width at the 1/6, 1/2 and 5/6
+    # quantiles)
+    anchor_aspect_ratios: str | list[float] = field(
+        default_factory=lambda: list(KERAS_HUB_ASPECT_RATIOS), metadata=_choices("auto")
+    )
+    # detection: box regression loss on the anchor-relative deltas: smooth_l1 (beta 0.1, slope 1 beyond it: the
+    # reference RetinaNet's) or huber (KerasHub's default, delta 1: a box 10% off trains with a tenth of the slope)
+    box_loss: str = field(default="smooth_l1", metadata=_choices("smooth_l1", "huber"))
 
 
 @dataclass

@@ -31,6 +31,11 @@ def check_values(config: Any, source: str) -> None:
         (config.train.learning_rate > 0, "train.learning_rate must be positive"),
         (config.train.fine_tune_learning_rate > 0, "train.fine_tune_learning_rate must be positive"),
         (0.0 <= config.head.dropout < 1.0, "head.dropout must be in [0, 1)"),
+        (
+            config.head.anchor_aspect_ratios == "auto"
+            or (len(config.head.anchor_aspect_ratios) > 0 and min(config.head.anchor_aspect_ratios) > 0),
+            "head.anchor_aspect_ratios must be auto or a non-empty list of positive numbers (height / width)",
+        ),
         (config.export.top_k >= 1, "export.top_k must be at least 1"),
         (config.export.max_batch >= 1, "export.max_batch must be at least 1"),
         (config.export.calibration_images >= 1, "export.calibration_images must be at least 1"),
@@ -72,6 +77,12 @@ def check_values(config: Any, source: str) -> None:
             )
         changed = config.head.architecture != defaults.head.architecture
         checks.append((not changed, "head.architecture cannot be set with model.preset: the preset brings its head"))
+        checks.append(
+            (
+                config.head.anchor_aspect_ratios == defaults.head.anchor_aspect_ratios,
+                "head.anchor_aspect_ratios cannot be set with model.preset: the preset's detector brings its anchors",
+            )
+        )
     else:
         for key in ("preset_classes", "class_map", "train_heads"):
             changed = getattr(config.model, key) != getattr(type(config.model)(), key)

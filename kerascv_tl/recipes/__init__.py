@@ -121,7 +121,7 @@ def set_up(task: Task, config: RecipeConfig, run: RunFolder, strategy, sources=N
             model, backbone, start = start_from_preset(config, task.keras_hub_task, train_source.class_names)
         else:
             backbone = backbone_from_config(config)
-            model = task.build_model(config, backbone, train_source.class_names)
+            model = task.build_model(config, backbone, train_source)
     atomic_write_json(run / "backbone.json", backbone.info())
     setup = TaskSetup(config, run, train_source, val_source, backbone, model, strategy, start)
     if start is not None:

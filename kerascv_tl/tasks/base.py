@@ -115,8 +115,9 @@ class Task:
 
     # ----------------------------------------------------------------------------------------------- model
 
-    def build_model(self, config: RecipeConfig, backbone: Backbone, class_names: Sequence[str]) -> keras.Model:
-        """The task model on `backbone` (called under the strategy's scope and the precision policy)."""
+    def build_model(self, config: RecipeConfig, backbone: Backbone, train: Any) -> keras.Model:
+        """The task model on `backbone` for the training source `train` (its class names; detection also fits its
+        anchors to its boxes); called under the strategy's scope and the precision policy."""
         raise NotImplementedError
 
     def compile(self, model: keras.Model, setup: TaskSetup, learning_rate: Any) -> None:

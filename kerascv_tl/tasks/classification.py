@@ -109,6 +109,8 @@ class ClassificationTask(Task):
         ("data.ignore_index", "a segmentation mask value"),
         ("data.max_boxes", "detection boxes per image"),
         ("head.architecture", "the segmentation head"),
+        ("head.anchor_aspect_ratios", "detection anchors"),
+        ("head.box_loss", "detection box regression"),
         ("export.score_threshold", "detection"),
         ("export.max_detections", "detection"),
         ("export.iou_threshold", "detection NMS"),
@@ -139,8 +141,8 @@ class ClassificationTask(Task):
     def validation_data(self, setup):
         return eval_dataset(setup.val, setup.config.data, setup.config.train.batch_size, cache=True)
 
-    def build_model(self, config: RecipeConfig, backbone, class_names):
-        return classifier(backbone, len(class_names), dropout=config.head.dropout)
+    def build_model(self, config: RecipeConfig, backbone, train):
+        return classifier(backbone, len(train.class_names), dropout=config.head.dropout)
 
     def compile(self, model, setup, learning_rate) -> None:
         compile_classifier(model, setup.config.train, learning_rate, len(setup.class_names), setup.config.jit_compile)

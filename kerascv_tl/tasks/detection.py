@@ -21,6 +21,7 @@ from kerascv_tl.evaluation.agreement import box_agreement
 from kerascv_tl.evaluation.detection_loop import evaluate_detector
 from kerascv_tl.export.detector import detector_details, detector_network, detector_steps
 from kerascv_tl.precision import resolve_jit_compile
+from kerascv_tl.tasks.anchors import fitted_aspect_ratios
 from kerascv_tl.tasks.base import Task
 from kerascv_tl.tasks.detector import detector
 from kerascv_tl.training.fit import steps_per_epoch
@@ -29,20 +30,48 @@ from kerascv_tl.utils.io import atomic_path
 
 if TYPE_CHECKING:
     from kerascv_tl.config import DataConfig, RecipeConfig, TrainConfig
+    from kerascv_tl.data.records import DetectionSource
 
 GLOBAL_CLIPNORM = 10.0
+BOX_LOSSES = ("smooth_l1", "huber")
+SMOOTH_L1_BETA = 0.1
 
 _IMAGES_ONLY = "detection reads image files with box annotations"
 
 
 def compile_detector(
-    model: keras.Model, train_config: TrainConfig, learning_rate: LearningRate, jit_compile: bool | str = "auto"
+    model: keras.Model,
+    train_config: TrainConfig,
+    learning_rate: LearningRate,
+    jit_compile: bool | str = "auto",
+    box_loss: str = "smooth_l1",
 ) -> None:
-    """RetinaNet's own focal and smooth-L1 losses; the config's optimizer, clipping the global-batch gradient."""
+    """RetinaNet's focal loss and the `box_loss` (`head.box_loss`) on the box deltas; the config's optimizer,
+    clipping the global-batch gradient.
+
+    smooth_l1 is Huber(delta=0.1) / 0.1, the reference RetinaNet's smooth L1 with beta 0.1 (slope 1 once a delta is
+    0.1 off); huber is KerasHub's default, Huber with delta 1, whose slope is the error itself below 1."""
+    if box_loss not in BOX_LOSSES:
+        raise ValueError(f"unknown box loss {box_loss!r}; expected one of {BOX_LOSSES}")
+    losses = {}
+    if box_loss == "smooth_l1":
+        losses = {
+            "box_loss": keras.losses.Huber(delta=SMOOTH_L1_BETA, reduction="sum"),
+            "loss_weights": {"bbox_regression": 1.0 / SMOOTH_L1_BETA, "cls_logits": 1.0},
+        }
     model.compile(
         optimizer=make_optimizer(train_config, learning_rate, global_clipnorm=GLOBAL_CLIPNORM),
         jit_compile=resolve_jit_compile(jit_compile),
+        **losses,
     )
+
+
+def anchor_aspect_ratios(config: RecipeConfig, train: DetectionSource) -> list[float]:
+    """`head.anchor_aspect_ratios`, or for auto the ratios fitted to the training boxes."""
+    ratios = config.head.anchor_aspect_ratios
+    if ratios != "auto":
+        return list(ratios)
+    return fitted_aspect_ratios(record.boxes for record in train.records)
 
 
 class DetectionTask(Task):
@@ -118,11 +147,17 @@ class DetectionTask(Task):
             setup.val, config.data.image_size, config.train.batch_size, False, config.seed, config.data.max_boxes
         ).cache()
 
-    def build_model(self, config: RecipeConfig, backbone, class_names):
-        return detector(backbone, len(class_names))
+    def build_model(self, config: RecipeConfig, backbone, train):
+        return detector(backbone, len(train.class_names), anchor_aspect_ratios=anchor_aspect_ratios(config, train))
 
     def compile(self, model, setup, learning_rate) -> None:
-        compile_detector(model, setup.config.train, learning_rate, setup.config.jit_compile)
+        config = setup.config
+        compile_detector(model, config.train, learning_rate, config.jit_compile, config.head.box_loss)
+
+    def run_summary(self, setup) -> dict:
+        generator = getattr(setup.model, "anchor_generator", None)
+        ratios = {"anchor_aspect_ratios": [float(r) for r in generator.aspect_ratios]} if generator else {}
+        return {**super().run_summary(setup), **ratios, "box_loss": setup.config.head.box_loss}
 
     def headline(self, metrics: dict) -> str:
         return f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"

@@ -9,13 +9,18 @@ Images are RGB pixels in [0, 255] at `image_size` x `image_size` (see `resize_wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 
 from kerascv_tl.backbones import Backbone, build_backbone
 from kerascv_tl.backbones.pyramid import pyramid_encoder
 from kerascv_tl.precision import float32_scope, follow_backbone_policy
+from kerascv_tl.tasks.anchors import KERAS_HUB_ASPECT_RATIOS
 
 BOX_FORMAT = "xyxy"
+ANCHOR_SCALES = 3  # KerasHub's RetinaNet defaults: 3 scales per level, base size 4 x the level's stride
+ANCHOR_SIZE = 4.0
 
 
 def detector(
@@ -25,7 +30,10 @@ def detector(
     image_size: int = 384,
     preprocessing: dict | None = None,
     fallback_to_random: bool = False,
+    anchor_aspect_ratios: Sequence[float] = KERAS_HUB_ASPECT_RATIOS,
 ) -> keras.Model:
+    """`anchor_aspect_ratios`: height / width of the anchors at every location and scale (`tasks/anchors.py` fits
+    them to training boxes); the anchors keep KerasHub's RetinaNet sizes (4 x the level's stride, 3 scales)."""
     import keras_hub
 
     if num_classes < 1:
@@ -48,10 +56,19 @@ def detector(
     # concatenations that gather the heads' per-level outputs, are float32, so the class logits and box deltas the
     # losses and the box decoder see are float32 in every precision (also after reloading under the default policy).
     with float32_scope():
+        anchor_generator = keras_hub.layers.AnchorGenerator(
+            BOX_FORMAT,
+            min_level=retinanet_backbone.min_level,
+            max_level=retinanet_backbone.max_level,
+            num_scales=ANCHOR_SCALES,
+            aspect_ratios=[float(r) for r in anchor_aspect_ratios],
+            anchor_size=ANCHOR_SIZE,
+        )
         model = RetinaNetDetector(
             backbone=retinanet_backbone,
             num_classes=num_classes,
             bounding_box_format=BOX_FORMAT,
+            anchor_generator=anchor_generator,
             name=f"{backbone.short_name}_retinanet",
         )
     return follow_backbone_policy(model)

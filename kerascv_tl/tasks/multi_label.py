@@ -57,6 +57,8 @@ class MultiLabelTask(Task):
         ("data.augment.mixup_alpha", "not implemented for multi-hot labels"),
         ("data.augment.cutmix_alpha", "not implemented for multi-hot labels"),
         ("head.architecture", "the segmentation head"),
+        ("head.anchor_aspect_ratios", "detection anchors"),
+        ("head.box_loss", "detection box regression"),
         ("train.cache_features", "not implemented for multi_label"),
         ("train.feature_cache_dir", "not implemented for multi_label"),
         ("train.cache_views", "not implemented for multi_label"),
@@ -87,8 +89,8 @@ class MultiLabelTask(Task):
     def validation_data(self, setup):
         return eval_dataset(setup.val, setup.config.data, setup.config.train.batch_size, cache=True, one_hot=False)
 
-    def build_model(self, config: RecipeConfig, backbone, class_names):
-        return classifier(backbone, len(class_names), dropout=config.head.dropout, activation="sigmoid")
+    def build_model(self, config: RecipeConfig, backbone, train):
+        return classifier(backbone, len(train.class_names), dropout=config.head.dropout, activation="sigmoid")
 
     def compile(self, model, setup, learning_rate) -> None:
         train_config = setup.config.train

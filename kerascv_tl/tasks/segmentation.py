@@ -70,6 +70,8 @@ class SegmentationTask(Task):
         ("data.augment.mixup_alpha", "not mask-aware here"),
         ("data.augment.cutmix_alpha", "not mask-aware here"),
         ("head.dropout", "the segmentation heads have no dropout setting"),
+        ("head.anchor_aspect_ratios", "detection anchors"),
+        ("head.box_loss", "detection box regression"),
         ("train.label_smoothing", "not applied to the pixel-wise loss"),
         ("train.cache_features", "classification only"),
         ("train.feature_cache_dir", "classification only"),
@@ -121,8 +123,8 @@ class SegmentationTask(Task):
             setup.val, config.data.image_size, config.train.batch_size, False, config.seed
         ).cache()
 
-    def build_model(self, config: RecipeConfig, backbone, class_names):
-        return segmenter(backbone, len(class_names), architecture=config.head.architecture)
+    def build_model(self, config: RecipeConfig, backbone, train):
+        return segmenter(backbone, len(train.class_names), architecture=config.head.architecture)
 
     def compile(self, model, setup, learning_rate) -> None:
         compile_segmenter(model, setup.config.train, learning_rate, len(setup.class_names), setup.config.jit_compile)

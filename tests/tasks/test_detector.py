@@ -90,3 +90,52 @@ def test_keras_hub_resnet_detector_trains_saves_and_freezes(tmp_path):
     assert unfreeze_backbone(model, top_blocks=2) == ["stack3_block0", "stack3_block1"]
     trainable = {w.path.split("/")[0] for w in get_backbone(model).trainable_weights}
     assert trainable and all(name.startswith("stack3_") for name in trainable)
+
+
+def test_anchor_aspect_ratios_set_the_anchors_and_survive_saving(tmp_path):
+    keras.utils.set_random_seed(0)
+    tall = detector("mobilenet_v2", num_classes=1, weights="none", image_size=SIZE, anchor_aspect_ratios=[2.0, 3.0])
+    anchors = keras.ops.convert_to_numpy(
+        keras.ops.concatenate(list(tall.anchor_generator(np.zeros((1, SIZE, SIZE, 3), "float32")).values()), 0)
+    )
+    heights, widths = anchors[:, 3] - anchors[:, 1], anchors[:, 2] - anchors[:, 0]
+    # 2 ratios x 3 scales per location on levels 3..7 (8x8, 4x4, 2x2, 1x1, 1x1 cells at 64 px)
+    assert len(anchors) == (64 + 16 + 4 + 1 + 1) * 6
+    ratios = heights / widths  # corners rounded to whole pixels: within 5% of 2 or 3, both present
+    near_2, near_3 = np.abs(ratios / 2.0 - 1) < 0.05, np.abs(ratios / 3.0 - 1) < 0.05
+    assert (near_2 | near_3).all() and near_2.sum() == near_3.sum()
+    x = np.zeros((1, SIZE, SIZE, 3), "float32")
+    assert tall(x)["bbox_regression"].shape == (1, len(anchors), 4)
+    path = tmp_path / "tall.keras"
+    tall.save(path)
+    assert keras.saving.load_model(path).anchor_generator.aspect_ratios == [2.0, 3.0]
+
+
+def test_smooth_l1_box_loss_has_slope_one_beyond_beta_where_keras_hub_huber_has_the_error(model):
+    from kerascv_tl.config import load_config
+    from kerascv_tl.tasks.detection import SMOOTH_L1_BETA, compile_detector
+
+    x, y = _batch()
+    targets, labels = model.label_encoder(images=x, gt_boxes=y["boxes"], gt_classes=y["labels"])
+    targets, labels = keras.ops.convert_to_numpy(targets), keras.ops.convert_to_numpy(labels)
+    positive = labels > -1
+    assert positive.any()
+    rng = np.random.default_rng(0)
+    box_pred = targets + rng.uniform(-1.5, 1.5, targets.shape).astype("float32")
+    y_pred = {
+        "bbox_regression": box_pred,
+        "cls_logits": rng.normal(0, 1, (*labels.shape, 2)).astype("float32"),
+    }
+    error = np.abs(box_pred - targets)[positive]
+    normaliser = positive.sum()
+    huber_1 = np.where(error < 1.0, 0.5 * error**2, error - 0.5).mean(-1).sum() / normaliser
+    b = SMOOTH_L1_BETA
+    smooth_l1 = np.where(error < b, 0.5 * error**2 / b, error - 0.5 * b).mean(-1).sum() / normaliser
+    train = load_config(None).train
+    totals = {}
+    for name in ("smooth_l1", "huber"):
+        compile_detector(model, train, 1e-3, False, box_loss=name)
+        totals[name] = float(model.compute_loss(x, y, y_pred, None))  # the same focal loss in both
+    np.testing.assert_allclose(totals["smooth_l1"] - totals["huber"], smooth_l1 - huber_1, rtol=1e-4)
+    with pytest.raises(ValueError, match="unknown box loss"):
+        compile_detector(model, train, 1e-3, False, box_loss="l2")

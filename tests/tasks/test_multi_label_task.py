@@ -62,12 +62,13 @@ def test_model_is_the_sigmoid_classifier_compiled_with_binary_cross_entropy():
     config = load_config(
         RECIPE, ["data.image_size=32", "backbone.weights=none", "train.label_smoothing=0.1", "train.optimizer=sgd"]
     )
-    model = task.build_model(config, backbone_from_config(config), ["a", "b", "c", "d"])
-    assert model.get_layer("predictions").activation is keras.activations.sigmoid
-    assert model.output_shape == (None, 4) and model.get_layer("backbone") is not None
 
     class Train:
         class_names = ["a", "b", "c", "d"]
+
+    model = task.build_model(config, backbone_from_config(config), Train())
+    assert model.get_layer("predictions").activation is keras.activations.sigmoid
+    assert model.output_shape == (None, 4) and model.get_layer("backbone") is not None
 
     task.compile(model, TaskSetup(config, None, Train(), None, None, model, None), 0.01)
     assert isinstance(model.loss, keras.losses.BinaryCrossentropy) and model.loss.label_smoothing == 0.1

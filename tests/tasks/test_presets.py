@@ -225,5 +225,8 @@ def test_preset_keys_are_checked(tmp_path):
         load_config(None, ["export.formats=[preset]"])
     with pytest.raises(ConfigError, match="backbone.name cannot be set with model.preset"):
         load_config(None, ["task=detection", f"model.preset={tmp_path}", "backbone.name=resnet50"])
+    with pytest.raises(ConfigError, match="anchor_aspect_ratios cannot be set with model.preset"):
+        load_config(None, ["task=detection", f"model.preset={tmp_path}", "head.anchor_aspect_ratios=auto"])
+    assert load_config(None, ["task=detection", f"model.preset={tmp_path}"]).head.box_loss == "smooth_l1"
     with pytest.raises(ConfigError, match="model.class_map needs model.preset"):
         load_config(None, ["task=detection", "model.class_map={a: b}"])
