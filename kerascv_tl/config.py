@@ -137,6 +137,9 @@ class HeadConfig:
     # detection: box regression loss on the anchor-relative deltas: smooth_l1 (beta 0.1, slope 1 beyond it: the
     # reference RetinaNet's) or huber (KerasHub's default, delta 1: a box 10% off trains with a tenth of the slope)
     box_loss: str = field(default="smooth_l1", metadata=_choices("smooth_l1", "huber"))
+    # detection: GroupNorm after each conv of RetinaNet's box and class towers (KerasHub's use_prediction_head_norm,
+    # off in KerasHub's default; on in torchvision's RetinaNet v2)
+    group_norm: bool = True
 
 
 @dataclass

@@ -83,6 +83,12 @@ def check_values(config: Any, source: str) -> None:
                 "head.anchor_aspect_ratios cannot be set with model.preset: the preset's detector brings its anchors",
             )
         )
+        checks.append(
+            (
+                config.head.group_norm == defaults.head.group_norm,
+                "head.group_norm cannot be set with model.preset: the preset brings its heads",
+            )
+        )
     else:
         for key in ("preset_classes", "class_map", "train_heads"):
             changed = getattr(config.model, key) != getattr(type(config.model)(), key)

@@ -111,6 +111,7 @@ class ClassificationTask(Task):
         ("head.architecture", "the segmentation head"),
         ("head.anchor_aspect_ratios", "detection anchors"),
         ("head.box_loss", "detection box regression"),
+        ("head.group_norm", "detection heads"),
         ("export.score_threshold", "detection"),
         ("export.max_detections", "detection"),
         ("export.iou_threshold", "detection NMS"),

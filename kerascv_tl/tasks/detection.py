@@ -148,7 +148,12 @@ class DetectionTask(Task):
         ).cache()
 
     def build_model(self, config: RecipeConfig, backbone, train):
-        return detector(backbone, len(train.class_names), anchor_aspect_ratios=anchor_aspect_ratios(config, train))
+        return detector(
+            backbone,
+            len(train.class_names),
+            anchor_aspect_ratios=anchor_aspect_ratios(config, train),
+            group_norm=config.head.group_norm,
+        )
 
     def compile(self, model, setup, learning_rate) -> None:
         config = setup.config
@@ -157,7 +162,8 @@ class DetectionTask(Task):
     def run_summary(self, setup) -> dict:
         generator = getattr(setup.model, "anchor_generator", None)
         ratios = {"anchor_aspect_ratios": [float(r) for r in generator.aspect_ratios]} if generator else {}
-        return {**super().run_summary(setup), **ratios, "box_loss": setup.config.head.box_loss}
+        head = setup.config.head
+        return {**super().run_summary(setup), **ratios, "box_loss": head.box_loss, "group_norm": head.group_norm}
 
     def headline(self, metrics: dict) -> str:
         return f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"

@@ -59,6 +59,7 @@ class MultiLabelTask(Task):
         ("head.architecture", "the segmentation head"),
         ("head.anchor_aspect_ratios", "detection anchors"),
         ("head.box_loss", "detection box regression"),
+        ("head.group_norm", "detection heads"),
         ("train.cache_features", "not implemented for multi_label"),
         ("train.feature_cache_dir", "not implemented for multi_label"),
         ("train.cache_views", "not implemented for multi_label"),

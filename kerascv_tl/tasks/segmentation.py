@@ -72,6 +72,7 @@ class SegmentationTask(Task):
         ("head.dropout", "the segmentation heads have no dropout setting"),
         ("head.anchor_aspect_ratios", "detection anchors"),
         ("head.box_loss", "detection box regression"),
+        ("head.group_norm", "detection heads"),
         ("train.label_smoothing", "not applied to the pixel-wise loss"),
         ("train.cache_features", "classification only"),
         ("train.feature_cache_dir", "classification only"),

@@ -117,7 +117,8 @@ def test_detector_preset_keeps_its_layers_and_matched_rows(detector_preset):
     unfreeze_all(model)  # what the fine-tune phase starts from: every layer but BatchNorm trains again
     after = {id(w) for w in model.trainable_weights}
     assert after <= everything and all("_bn/" in w.path for w in model.weights if id(w) in everything - after)
-    assert len(model.box_head.trainable_weights) == len(model.box_head.weights) == 10
+    # 4 conv kernels (no bias before GroupNorm), 4 GroupNorm gammas and betas, the output conv's kernel and bias
+    assert len(model.box_head.trainable_weights) == len(model.box_head.weights) == len(source.box_head.weights) == 14
 
     with pytest.raises(PresetError, match="takes 64x64 images; set data.image_size: 64"):
         start_from_preset(_config(folder, "detection", "data.image_size=96"), "ObjectDetector", ["circle"])
@@ -227,6 +228,8 @@ def test_preset_keys_are_checked(tmp_path):
         load_config(None, ["task=detection", f"model.preset={tmp_path}", "backbone.name=resnet50"])
     with pytest.raises(ConfigError, match="anchor_aspect_ratios cannot be set with model.preset"):
         load_config(None, ["task=detection", f"model.preset={tmp_path}", "head.anchor_aspect_ratios=auto"])
+    with pytest.raises(ConfigError, match="group_norm cannot be set with model.preset"):
+        load_config(None, ["task=detection", f"model.preset={tmp_path}", "head.group_norm=false"])
     assert load_config(None, ["task=detection", f"model.preset={tmp_path}"]).head.box_loss == "smooth_l1"
     with pytest.raises(ConfigError, match="model.class_map needs model.preset"):
         load_config(None, ["task=detection", "model.class_map={a: b}"])
