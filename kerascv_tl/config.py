@@ -184,6 +184,9 @@ class ExportConfig:
     max_detections: int = 100  # detection
     iou_threshold: float = 0.5  # detection NMS
     probabilities: bool = False  # segmentation: also return class probabilities at model resolution
+    # segmentation: flip = test-time augmentation, the logits of the image and of its mirror image averaged, in the
+    # exported graphs and in every evaluation of the run (twice the network's cost); none = one pass
+    tta: str = field(default="none", metadata=_choices("none", "flip"))
     # What `kerascv-tl export` and `train --export` write: savedmodel (TF Serving, encoded bytes in), litert
     # (.tflite) and onnx (.onnx), the last two taking pixels at the model's input size (docs/deploy.md)
     formats: list[str] = field(default_factory=lambda: ["savedmodel"])

@@ -134,3 +134,19 @@ def class_map_at(logits: tf.Tensor, height, width) -> tf.Tensor:
     """Logits [S, S, C] at model resolution -> int32 class map [height, width] (bilinear logits, argmax)."""
     resized = tf.image.resize(tf.cast(logits, tf.float32), tf.stack([height, width]), method="bilinear")
     return tf.argmax(resized, axis=-1, output_type=tf.int32)
+
+
+SEGMENTATION_TTA = ("none", "flip")
+
+
+def segmentation_logits(model, pixels: tf.Tensor, tta: str = "none") -> tf.Tensor:
+    """A segmenter's logits [B, S, S, C] on `pixels` [B, S, S, 3]; with tta="flip" the mean of the logits of the
+    images and of their mirror images (mirrored back), so left and right are treated alike. The evaluation and
+    every export run this, so the metrics score what is served."""
+    if tta not in SEGMENTATION_TTA:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; expected one of {SEGMENTATION_TTA}")
+    logits = tf.cast(model(pixels, training=False), tf.float32)
+    if tta == "none":
+        return logits
+    mirrored = tf.cast(model(tf.reverse(pixels, axis=[2]), training=False), tf.float32)
+    return (logits + tf.reverse(mirrored, axis=[2])) / 2.0

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from kerascv_tl.data.mask_records import SegmentationSource
 from kerascv_tl.data.segmentation_pipeline import segmentation_examples
-from kerascv_tl.data.transforms import class_map_at, resize_image
+from kerascv_tl.data.transforms import class_map_at, resize_image, segmentation_logits
 from kerascv_tl.evaluation.report import write_report
 from kerascv_tl.evaluation.segmentation import ConfusionAccumulator, plot_segmentation_grid, segmentation_metrics
 from kerascv_tl.utils.io import atomic_write_json
@@ -24,9 +24,12 @@ from kerascv_tl.utils.io import atomic_write_json
 NUM_OVERLAYS = 6
 
 
-def predict_class_maps(model: keras.Model, source: SegmentationSource, image_size: int, batch_size: int = 8):
-    """Yields (image uint8 [H, W, 3], ground truth [H, W], prediction int32 [H, W]) at original resolution."""
-    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+def predict_class_maps(
+    model: keras.Model, source: SegmentationSource, image_size: int, batch_size: int = 8, tta: str = "none"
+):
+    """Yields (image uint8 [H, W, 3], ground truth [H, W], prediction int32 [H, W]) at original resolution;
+    `tta` as the export's (`export.tta`)."""
+    infer = tf.function(lambda x: segmentation_logits(model, x, tta), reduce_retracing=True)
     pending = []
 
     def flush():
@@ -53,15 +56,17 @@ def evaluate_segmenter(
     batch_size: int = 8,
     histories: Sequence[tuple[str, Path]] = (),
     extra: dict | None = None,
+    tta: str = "none",
 ) -> dict:
     accumulator = ConfusionAccumulator(len(class_names))
     samples = []
-    for image, mask, prediction in predict_class_maps(model, source, data_config.image_size, batch_size):
+    for image, mask, prediction in predict_class_maps(model, source, data_config.image_size, batch_size, tta):
         accumulator.update(mask, prediction)
         if len(samples) < NUM_OVERLAYS:
             samples.append((image, mask, prediction))
     metrics = segmentation_metrics(accumulator.matrix, class_names)
     metrics["num_images"] = len(source)
+    metrics["tta"] = tta
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(

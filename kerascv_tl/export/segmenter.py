@@ -15,14 +15,16 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kerascv_tl.data.transforms import class_map_at, resize_image
+from kerascv_tl.data.transforms import class_map_at, resize_image, segmentation_logits
 from kerascv_tl.export.savedmodel import write_savedmodel
 from kerascv_tl.export.steps import NetworkFn, ServingSteps
 
 __all__ = ["export_segmenter", "segmenter_details", "segmenter_network", "segmenter_steps"]
 
 
-def segmenter_details(model: keras.Model, class_names: Sequence[str], include_probabilities: bool) -> dict:
+def segmenter_details(
+    model: keras.Model, class_names: Sequence[str], include_probabilities: bool, tta: str = "none"
+) -> dict:
     size = int(model.input_shape[1])
     num_classes = int(model.output_shape[-1])
     if len(class_names) != num_classes:
@@ -32,11 +34,13 @@ def segmenter_details(model: keras.Model, class_names: Sequence[str], include_pr
         "resize": f"stretch to {size}x{size} (bilinear, antialiased); logits resized bilinearly "
         "to the original size, then argmax",
         "include_probabilities": bool(include_probabilities),
+        "tta": tta,  # inside the network part: prepare and finish are the same either way
     }
 
 
-def segmenter_network(model: keras.Model) -> NetworkFn:
-    return lambda pixels: {"logits": tf.cast(model(pixels, training=False), tf.float32)}
+def segmenter_network(model: keras.Model, tta: str = "none") -> NetworkFn:
+    """pixels -> {"logits"}; `tta` "flip" averages the image's and its mirror image's logits inside the graph."""
+    return lambda pixels: {"logits": segmentation_logits(model, pixels, tta)}
 
 
 def segmenter_steps(class_names: Sequence[str], details: dict) -> ServingSteps:
@@ -96,10 +100,11 @@ def export_segmenter(
     card: dict | None = None,
     version: int | None = None,
     serving_options: dict | None = None,
+    tta: str = "none",
 ) -> Path:
     """A semantic segmenter (float32 pixels [B, S, S, 3] in [0, 255] -> logits [B, S, S, C]) -> BASE/<version>/
-    with class maps at the ORIGINAL images' size."""
-    steps = segmenter_steps(class_names, segmenter_details(model, class_names, include_probabilities))
+    with class maps at the ORIGINAL images' size; `tta` "flip" averages the logits of each image and its mirror."""
+    steps = segmenter_steps(class_names, segmenter_details(model, class_names, include_probabilities, tta))
     return write_savedmodel(
-        model, steps, segmenter_network(model), base_dir, class_names, card, version, serving_options
+        model, steps, segmenter_network(model, tta), base_dir, class_names, card, version, serving_options
     )

@@ -116,6 +116,7 @@ class ClassificationTask(Task):
         ("export.max_detections", "detection"),
         ("export.iou_threshold", "detection NMS"),
         ("export.probabilities", "segmentation class probabilities"),
+        ("export.tta", "segmentation"),
     )
 
     def read_sources(self, data_config: DataConfig, seed, problems=None):

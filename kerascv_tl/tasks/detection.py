@@ -107,6 +107,7 @@ class DetectionTask(Task):
         ("train.cache_views", "classification only"),
         ("export.top_k", "classification"),
         ("export.probabilities", "segmentation class probabilities"),
+        ("export.tta", "segmentation; a detector would need the boxes of both passes merged"),
     )
 
     def read_sources(self, data_config: DataConfig, seed, problems=None):

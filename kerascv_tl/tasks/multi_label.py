@@ -66,6 +66,7 @@ class MultiLabelTask(Task):
         ("export.top_k", "the export returns every label over the tuned threshold"),
         ("export.score_threshold", "detection; the decision threshold is tuned on the validation set"),
         ("export.max_detections", "detection"),
+        ("export.tta", "segmentation"),
         ("export.iou_threshold", "detection NMS"),
         ("export.probabilities", "segmentation class probabilities"),
     )

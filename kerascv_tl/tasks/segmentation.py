@@ -124,6 +124,12 @@ class SegmentationTask(Task):
             setup.val, config.data.image_size, config.train.batch_size, False, config.seed
         ).cache()
 
+    def evaluate(self, model, source, config, out_dir, class_names, batch_size, histories=(), extra=None, **_):
+        """The evaluation loop with the export's test-time augmentation (`export.tta`), so the metrics score the
+        class maps the export serves."""
+        tta = config.export.tta
+        return evaluate_segmenter(model, source, config.data, out_dir, class_names, batch_size, histories, extra, tta)
+
     def build_model(self, config: RecipeConfig, backbone, train):
         return segmenter(backbone, len(train.class_names), architecture=config.head.architecture)
 
@@ -152,8 +158,8 @@ class SegmentationTask(Task):
         return f"stretch to {size}x{size} (bilinear, antialiased); logits resized back to the original size"
 
     def export_steps(self, model, class_names, config: RecipeConfig, card):
-        details = segmenter_details(model, class_names, config.export.probabilities)
-        return segmenter_steps(class_names, details), segmenter_network(model)
+        details = segmenter_details(model, class_names, config.export.probabilities, config.export.tta)
+        return segmenter_steps(class_names, details), segmenter_network(model, config.export.tta)
 
     def serving_steps(self, class_names, details):
         return segmenter_steps(class_names, details)

@@ -175,3 +175,39 @@ def test_saved_model_class_maps_match_the_keras_segmenter_on_real_pennfudan_phot
         got = served["class_map"][i].numpy()[:height, :width]
         assert (got == expected).mean() >= 0.999
         assert 0.05 < expected.mean() < 0.95  # both classes present
+
+
+def test_flip_tta_is_mirror_equivariant_and_the_mean_of_both_passes(tiny_segmenter):
+    from kerascv_tl.data.transforms import segmentation_logits
+
+    x = tf.constant(np.stack([resize_image(tf.constant(i), SIZE).numpy() for i in _images()]))
+    plain = tiny_segmenter(x, training=False).numpy()
+    mirrored_pass = tiny_segmenter(x[:, :, ::-1], training=False).numpy()[:, :, ::-1]
+    assert np.abs(plain - mirrored_pass).max() > 1e-2  # the stand-in is not mirror-symmetric by itself
+    averaged = segmentation_logits(tiny_segmenter, x, "flip").numpy()
+    np.testing.assert_allclose(averaged, (plain + mirrored_pass) / 2, atol=1e-5)
+    np.testing.assert_allclose(
+        segmentation_logits(tiny_segmenter, x[:, :, ::-1], "flip"), averaged[:, :, ::-1], atol=1e-5
+    )
+    np.testing.assert_allclose(segmentation_logits(tiny_segmenter, x), plain, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        segmentation_logits(tiny_segmenter, x, "rotate")
+
+
+def test_flip_tta_export_serves_the_averaged_class_maps_and_says_so(tiny_segmenter, tmp_path):
+    from kerascv_tl.data.transforms import segmentation_logits
+
+    images = _images()
+    encoded = [_encode(image, "png", tmp_path, f"im{i}") for i, image in enumerate(images)]
+    folder = export_segmenter(tiny_segmenter, CLASSES, tmp_path / "seg", tta="flip")
+    loaded, version = load_serving(folder)
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))
+    differs = 0
+    for i, image in enumerate(images):
+        pixels = resize_image(tf.constant(image), SIZE)[None]
+        expected = class_map_at(segmentation_logits(tiny_segmenter, pixels, "flip")[0], *image.shape[:2]).numpy()
+        height, width = image.shape[:2]
+        np.testing.assert_array_equal(served["class_map"][i].numpy()[:height, :width], expected)
+        differs += int((expected != _expected_class_map(tiny_segmenter, image)).sum())
+    assert differs > 0  # the averaged maps are not the single pass's
+    assert json.loads((version / "model_card.json").read_text())["export"]["tta"] == "flip"
