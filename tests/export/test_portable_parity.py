@@ -19,6 +19,7 @@ import pytest
 from kerascv_tl.config import ConfigError, load_config
 from kerascv_tl.data.pipeline import eval_dataset
 from kerascv_tl.data.readers import folder_source
+from kerascv_tl.export.portable import read_sidecar
 from kerascv_tl.export.run_export import ExportedRun, export_run_formats
 from kerascv_tl.export.verify import verify_export
 from kerascv_tl.predict import load_predictor
@@ -123,9 +124,11 @@ def test_litert_and_onnx_boxes_match_keras_on_pennfudan(assets, mobilenet_v2_wei
 def test_litert_and_onnx_class_maps_match_keras_on_pennfudan(assets, mobilenet_v2_weights, tmp_path):
     keras.utils.set_random_seed(1)
     model = segmenter("mobilenet_v2", 2, weights=str(mobilenet_v2_weights), image_size=96, architecture="deeplabv3")
-    overrides = [f"data.train={assets}/pennfudan", "data.format=pennfudan", "data.image_size=96"]
+    # With flip test-time augmentation: both passes and their mean are inside the LiteRT / ONNX graphs too.
+    overrides = [f"data.train={assets}/pennfudan", "data.format=pennfudan", "data.image_size=96", "export.tta=flip"]
     run = _run(tmp_path, "segmentation", model, ["background", "person"], overrides)
     for path in export_run_formats(run, ["litert", "onnx"], tmp_path / "masks").values():
+        assert read_sidecar(path)["export"]["tta"] == "flip"
         figures = verify_export(run, path, max_images=4)
         assert figures["pixel_agreement"] >= 0.995, figures
         rows = load_predictor(path).predict(run.image_paths("val")[:2])
