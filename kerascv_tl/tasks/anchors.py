@@ -2,9 +2,9 @@
 
 KerasHub's RetinaNet places, at every location of every pyramid level, anchors of 3 scales and the aspect ratios
 (height / width) [0.5, 1.0, 2.0]. A box is learnt from the anchors it overlaps with IoU >= 0.5; pedestrians (height
-about 2.75 x width) overlap the 2.0 anchors only partly and the others not at all, so each box gets few positive
-anchors and neighbouring anchors that were ignored in training fire at test time with boxes nobody taught them.
-`fitted_aspect_ratios` places the ratios where the training boxes are instead.
+about 2.75 x width) overlap the 2.0 anchors only partly and the others not at all, so each box has few positive
+anchors. `fitted_aspect_ratios` places the ratios where the training boxes are instead (`head.anchor_aspect_ratios:
+auto`; on pennfudan it did not beat KerasHub's ratios, docs/tasks.md, so it is not the default).
 """
 
 from __future__ import annotations
