@@ -161,10 +161,13 @@ class DetectionTask(Task):
         compile_detector(model, config.train, learning_rate, config.jit_compile, config.head.box_loss)
 
     def run_summary(self, setup) -> dict:
-        generator = getattr(setup.model, "anchor_generator", None)
-        ratios = {"anchor_aspect_ratios": [float(r) for r in generator.aspect_ratios]} if generator else {}
-        head = setup.config.head
-        return {**super().run_summary(setup), **ratios, "box_loss": head.box_loss, "group_norm": head.group_norm}
+        # Read from the model: a preset start brings its own anchors and heads, whatever the config's defaults say.
+        model = setup.model
+        heads = {
+            "anchor_aspect_ratios": [float(r) for r in model.anchor_generator.aspect_ratios],
+            "group_norm": bool(model.use_prediction_head_norm),
+        }
+        return {**super().run_summary(setup), **heads, "box_loss": setup.config.head.box_loss}
 
     def headline(self, metrics: dict) -> str:
         return f"map_50 {metrics['map_50']:.4f}, map_50_95 {metrics['map_50_95']:.4f}"

@@ -76,6 +76,9 @@ def test_detection_run_writes_coco_metrics_overlays_and_card(detection_run):
     for key in ("map_50_95", "map_50", "map_75", "ar_100", "per_class"):
         assert key in metrics
     assert set(metrics["per_class"]) == {"circle", "square", "triangle"} and metrics["num_images"] == 8
+    # the model's own anchors and heads, and the loss it trained with
+    assert metrics["anchor_aspect_ratios"] == [0.5, 1.0, 2.0] and metrics["group_norm"] is True
+    assert metrics["box_loss"] == "smooth_l1"
     names = {p.name for p in run.root.iterdir()}
     assert {
         "model.keras",
@@ -232,6 +235,7 @@ def test_preset_export_reloads_equal_and_starts_a_run_where_the_first_ended(dete
     assert epoch_0["map_50_95"] == pytest.approx(metrics["map_50_95"], abs=1e-6)
     start = second_metrics["start"]
     assert start["epoch_0"]["map_50"] == epoch_0["map_50"] and start["fresh_classes"] == []
+    assert second_metrics["anchor_aspect_ratios"] == metrics["anchor_aspect_ratios"]  # the preset's, read back
     assert start["matched_classes"] == {name: name for name in run.load_class_names()}
     card = json.loads((second.root / "model_card.json").read_text())
     assert card["backbone"]["weights_source"]["kind"] == "task_preset"
