@@ -21,6 +21,8 @@ import yaml
 from kerascv_tl.config_checks import ConfigError, check_values
 
 KERAS_HUB_ASPECT_RATIOS = (0.5, 1.0, 2.0)  # RetinaNetObjectDetector's anchor height / width ratios
+BOX_LOSSES = ("smooth_l1", "huber")  # head.box_loss (tasks/detection.py compiles them)
+SEGMENTATION_TTA = ("none", "flip")  # export.tta (data/transforms.py segmentation_logits runs them)
 
 RECIPES = ("feature_extraction", "fine_tune")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
@@ -136,7 +138,7 @@ class HeadConfig:
     )
     # detection: box regression loss on the anchor-relative deltas: smooth_l1 (beta 0.1, slope 1 beyond it: the
     # reference RetinaNet's) or huber (KerasHub's default, delta 1: a box 10% off trains with a tenth of the slope)
-    box_loss: str = field(default="smooth_l1", metadata=_choices("smooth_l1", "huber"))
+    box_loss: str = field(default="smooth_l1", metadata=_choices(*BOX_LOSSES))
     # detection: GroupNorm after each conv of RetinaNet's box and class towers (KerasHub's use_prediction_head_norm,
     # off in KerasHub's default; on in torchvision's RetinaNet v2)
     group_norm: bool = True
@@ -186,7 +188,7 @@ class ExportConfig:
     probabilities: bool = False  # segmentation: also return class probabilities at model resolution
     # segmentation: flip = test-time augmentation, the logits of the image and of its mirror image averaged, in the
     # exported graphs and in every evaluation of the run (twice the network's cost); none = one pass
-    tta: str = field(default="none", metadata=_choices("none", "flip"))
+    tta: str = field(default="none", metadata=_choices(*SEGMENTATION_TTA))
     # What `kerascv-tl export` and `train --export` write: savedmodel (TF Serving, encoded bytes in), litert
     # (.tflite) and onnx (.onnx), the last two taking pixels at the model's input size (docs/deploy.md)
     formats: list[str] = field(default_factory=lambda: ["savedmodel"])

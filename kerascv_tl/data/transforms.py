@@ -12,6 +12,8 @@ import math
 
 import tensorflow as tf
 
+from kerascv_tl.config import SEGMENTATION_TTA
+
 
 def resize_shorter_side(image: tf.Tensor, target: int, upscale: bool = True) -> tf.Tensor:
     """Resizes [H, W, C] so its shorter side is `target`, keeping the aspect ratio (antialiased)."""
@@ -134,9 +136,6 @@ def class_map_at(logits: tf.Tensor, height, width) -> tf.Tensor:
     """Logits [S, S, C] at model resolution -> int32 class map [height, width] (bilinear logits, argmax)."""
     resized = tf.image.resize(tf.cast(logits, tf.float32), tf.stack([height, width]), method="bilinear")
     return tf.argmax(resized, axis=-1, output_type=tf.int32)
-
-
-SEGMENTATION_TTA = ("none", "flip")
 
 
 def segmentation_logits(model, pixels: tf.Tensor, tta: str = "none") -> tf.Tensor:

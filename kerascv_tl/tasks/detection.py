@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
+from kerascv_tl.config import BOX_LOSSES
 from kerascv_tl.data.detection_pipeline import detection_dataset
 from kerascv_tl.data.epochs import EpochData
 from kerascv_tl.data.readers import detection_source_from_spec, read_detection_sources
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from kerascv_tl.data.records import DetectionSource
 
 GLOBAL_CLIPNORM = 10.0
-BOX_LOSSES = ("smooth_l1", "huber")
 SMOOTH_L1_BETA = 0.1
 
 _IMAGES_ONLY = "detection reads image files with box annotations"
