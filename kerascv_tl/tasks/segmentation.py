@@ -55,7 +55,6 @@ def compile_segmenter(
 class SegmentationTask(Task):
     name = "segmentation"
     default_monitor = "val_mean_iou"
-    evaluation_loop = staticmethod(evaluate_segmenter)
     card_metrics = ("miou", "per_class_iou", "pixel_accuracy", "fw_iou", "num_images")
     keras_hub_task = "ImageSegmenter"
     exports_presets = True
